@@ -1,0 +1,69 @@
+"""Typed errors. Every failure a user can meet is a ``BnConvertError`` whose message names
+the file, the layer (and its type) where known, what was expected, what was found, and what to do.
+
+The CLI maps ``BnConvertError`` to a one-line message on stderr and exit code 1; usage errors
+(click) exit 2. The library never prints.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BnConvertError",
+    "ParseError",
+    "PrototxtSyntaxError",
+    "CaffemodelFormatError",
+    "MissingLayerError",
+    "BlobError",
+    "UnsupportedLayerError",
+    "NumericError",
+    "OutputError",
+    "VerificationError",
+]
+
+
+class BnConvertError(Exception):
+    """Base of every error bnconvert raises on purpose."""
+
+
+class ParseError(BnConvertError):
+    """A Caffe file could not be read."""
+
+
+class PrototxtSyntaxError(ParseError):
+    """A text prototxt is not valid protobuf text format (carries file, line and column)."""
+
+    def __init__(self, path: str, line: int, column: int, problem: str) -> None:
+        self.path, self.line, self.column, self.problem = path, line, column, problem
+        super().__init__(f"{path}:{line}:{column}: {problem}")
+
+
+class CaffemodelFormatError(ParseError):
+    """A binary caffemodel is malformed (carries the byte offset of the fault)."""
+
+    def __init__(self, path: str, offset: int, problem: str) -> None:
+        self.path, self.offset, self.problem = path, offset, problem
+        super().__init__(f"{path}: byte {offset}: {problem}")
+
+
+class MissingLayerError(BnConvertError):
+    """A layer a conversion needs is absent (e.g. no weights in the caffemodel)."""
+
+
+class BlobError(BnConvertError):
+    """A layer's blobs have the wrong count or shape (expected vs got)."""
+
+
+class UnsupportedLayerError(BnConvertError):
+    """Layers inside a BN chain that bnconvert cannot fold; all are collected and reported once."""
+
+
+class NumericError(BnConvertError):
+    """NaN/Inf, negative variance, eps <= 0 and other values no BN module can hold."""
+
+
+class OutputError(BnConvertError):
+    """The output could not be written (unknown format, missing optional dependency, I/O)."""
+
+
+class VerificationError(BnConvertError):
+    """A converted file does not reproduce Caffe's numbers."""

@@ -1,0 +1,1 @@
+"""Writers: canonical ``FoldedBatchNorm`` records in, one file format out."""
