@@ -1,0 +1,137 @@
+"""The Python API: read a Caffe net, get canonical BN records, write them.
+
+Example:
+    >>> import bnconvert
+    >>> records = bnconvert.load_batch_norms(  # doctest: +SKIP
+    ...     "deploy.prototxt", "model.caffemodel")
+    >>> state_dict = bnconvert.to_state_dict(records)  # doctest: +SKIP
+    >>> bnconvert.save(records, "bn.pt")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import BnConvertError, UnsupportedLayerError
+from .fold.batch_norm import fold_batch_norm_chain
+from .fold.chains import ChainAnalysis, pair_batch_norm_chains
+from .fold.options import FoldOptions
+from .read.net import Net, load_net
+from .records import FoldedBatchNorm
+from .write.atomic import write_atomically
+from .write.manifest import manifest_bytes, manifest_dict, manifest_path_for
+from .write.registry import WriteOptions, writer_for
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["load_net", "analyze", "fold_net", "load_batch_norms", "to_state_dict", "save",
+           "convert"]
+
+PathLike = str | os.PathLike[str]
+
+
+def analyze(net: Net) -> ChainAnalysis:
+    """BatchNorm → Scale → Bias chains of a net (see ``fold.chains``)."""
+    return pair_batch_norm_chains(net)
+
+
+def fold_net(net: Net, *, affine: bool = False, strict: bool = False) -> list[FoldedBatchNorm]:
+    """Fold every BatchNorm chain of ``net`` into a ``FoldedBatchNorm``.
+
+    Raises:
+        UnsupportedLayerError: chains with layers that cannot be folded (all listed at once).
+        BnConvertError: missing or malformed blobs, bad values (see ``fold_batch_norm_chain``).
+    """
+    analysis = pair_batch_norm_chains(net)
+    problems = [p for chain in analysis.chains for p in chain.problems]
+    if problems:
+        raise UnsupportedLayerError(f"{net.describe()}: {len(problems)} layer(s) inside BatchNorm "
+                                    f"chains cannot be folded: {'; '.join(problems)}")
+    if not analysis.chains:
+        raise BnConvertError(f"{net.describe()}: no BatchNorm layers found in the TEST-phase net; "
+                             "nothing to convert")
+    options = FoldOptions(affine=affine, strict=strict)
+    records = [fold_batch_norm_chain(net, chain, options) for chain in analysis.chains]
+    _check_unique_keys(net, records)
+    return records
+
+
+def _check_unique_keys(net: Net, records: Sequence[FoldedBatchNorm]) -> None:
+    seen: dict[str, str] = {}
+    for record in records:
+        if record.key in seen:
+            raise BnConvertError(f"{net.describe()}: two BatchNorm layers named "
+                                 f"{record.layers.batch_norm!r} in the TEST-phase net")
+        seen[record.key] = record.layers.batch_norm
+
+
+def load_batch_norms(prototxt: PathLike | None, caffemodel: PathLike, *, affine: bool = False,
+                     strict: bool = False) -> list[FoldedBatchNorm]:
+    """Read a Caffe net and return Caffe's effective BN parameters, one record per BatchNorm.
+
+    Args:
+        prototxt: the net definition, or None to use the layers stored in the caffemodel.
+        caffemodel: the trained weights.
+        affine: give BatchNorms without a Scale weight 1 / bias 0 instead of no weight/bias.
+        strict: fail on ``use_global_stats: false`` instead of warning.
+
+    Raises:
+        BnConvertError: any problem with the inputs, with file, layer and what to do.
+
+    Example:
+        >>> records = load_batch_norms("deploy.prototxt", "model.caffemodel")  # doctest: +SKIP
+        >>> records[0].key, records[0].running_var[:2]  # doctest: +SKIP
+    """
+    return fold_net(load_net(prototxt, caffemodel), affine=affine, strict=strict)
+
+
+def to_state_dict(records: Sequence[FoldedBatchNorm], *, prefix: str = "",
+                  dtype: str = "float32") -> dict[str, torch.Tensor]:
+    """The records as a PyTorch state_dict (imports torch)."""
+    from .write.pt import to_state_dict as convert_records
+
+    return convert_records(records, prefix, dtype)
+
+
+def save(records: Sequence[FoldedBatchNorm], output: PathLike, *, fmt: str | None = None,
+         options: WriteOptions = WriteOptions(), manifest: PathLike | bool = True,
+         sources: dict[str, str | None] | None = None) -> Path | None:
+    """Write the records atomically in the format chosen by ``fmt`` or the extension.
+
+    Args:
+        manifest: True for ``<output>.json``, a path, or False for none.
+
+    Returns:
+        The manifest path, or None.
+
+    Raises:
+        OutputError: unknown format, missing optional dependency, unwritable folder.
+    """
+    chosen, writer = writer_for(output, fmt)
+    write_atomically(output, lambda stream: writer(records, stream, options))
+    if manifest is False:
+        return None
+    manifest_path = manifest_path_for(output) if manifest is True else Path(manifest)
+    content = manifest_bytes(manifest_dict(records, chosen, output, options, sources or {}))
+    try:
+        write_atomically(manifest_path, lambda stream: stream.write(content))
+    except BaseException:
+        Path(output).unlink(missing_ok=True)
+        raise
+    return manifest_path
+
+
+def convert(prototxt: PathLike | None, caffemodel: PathLike, output: PathLike, *,
+            fmt: str | None = None, affine: bool = False, strict: bool = False,
+            options: WriteOptions = WriteOptions(),
+            manifest: PathLike | bool = True) -> list[FoldedBatchNorm]:
+    """Read, fold and write in one call; every check runs before a byte is written."""
+    writer_for(output, fmt)  # an unknown format fails before reading anything
+    records = load_batch_norms(prototxt, caffemodel, affine=affine, strict=strict)
+    sources = {"prototxt": str(prototxt) if prototxt else None, "caffemodel": str(caffemodel)}
+    save(records, output, fmt=fmt, options=options, manifest=manifest, sources=sources)
+    return records

@@ -1,0 +1,140 @@
+"""Pair each BatchNorm with the Scale (and Bias) that carry its affine parameters, by
+following blob versions through the graph in layer order (in-place layers included).
+
+A Scale joins a chain only when it is the *sole* reader of the BatchNorm's output and has the
+per-channel form (one bottom, axis 1, num_axes 1); a Bias likewise after the Scale. Layer names
+are never consulted. Anything that looks like a chain member but cannot be folded is reported.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from ..read.net import Layer, Net
+from .ranks import infer_blob_ranks
+
+__all__ = ["BatchNormChain", "ChainAnalysis", "pair_batch_norm_chains", "BATCH_NORM_TYPES"]
+
+BATCH_NORM_TYPES = frozenset({"BatchNorm"})
+_Version = tuple[str, int]  # (blob name, index of the writing layer; -1 = net input)
+
+
+@dataclass(frozen=True, eq=False)
+class BatchNormChain:
+    """A BatchNorm and the layers folded into it.
+
+    Attributes:
+        rank: rank of the BatchNorm's input blob, None if the net does not tell.
+        notes: why a neighbouring layer was not folded (information, not an error).
+        problems: layers inside the chain that cannot be folded; converting fails on them.
+    """
+
+    batch_norm: Layer
+    scale: Layer | None
+    bias: Layer | None
+    rank: int | None
+    notes: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+
+    def layers(self) -> tuple[Layer, ...]:
+        """The chain's layers in graph order."""
+        return tuple(x for x in (self.batch_norm, self.scale, self.bias) if x is not None)
+
+
+@dataclass(frozen=True, eq=False)
+class ChainAnalysis:
+    """All BatchNorm chains of a net, and the Scale/Bias layers no BatchNorm claimed."""
+
+    chains: tuple[BatchNormChain, ...]
+    standalone: tuple[Layer, ...]
+
+
+class _Graph:
+    """Blob versions: who wrote each one, and who reads it."""
+
+    def __init__(self, net: Net) -> None:
+        self.readers: dict[_Version, list[Layer]] = defaultdict(list)
+        self.inputs: dict[int, list[_Version]] = {}
+        self.outputs: dict[int, list[_Version]] = {}
+        writer: dict[str, int] = {}
+        for layer in net.layers:
+            versions = [(name, writer.get(name, -1)) for name in layer.bottoms]
+            self.inputs[layer.index] = versions
+            for version in versions:
+                self.readers[version].append(layer)
+            for name in layer.tops:
+                writer[name] = layer.index
+            self.outputs[layer.index] = [(name, layer.index) for name in layer.tops]
+
+    def sole_reader(self, layer: Layer) -> tuple[Layer | None, list[Layer]]:
+        """The only reader of ``layer``'s first top, and the full reader list."""
+        outputs = self.outputs[layer.index]
+        readers = self.readers.get(outputs[0], []) if outputs else []
+        return (readers[0] if len(readers) == 1 else None), readers
+
+
+def _per_channel_problem(layer: Layer, param_name: str, rank: int | None) -> str | None:
+    param = layer.param_or_default(param_name)
+    axis = getattr(param, "axis", 1)
+    num_axes = getattr(param, "num_axes", 1)
+    if axis < 0 and rank is not None:
+        axis %= rank
+    if axis != 1 or num_axes != 1:
+        return (f"layer {layer.name!r} ({layer.type}) has axis {axis}, num_axes {num_axes}: only "
+                "the per-channel form (axis 1, num_axes 1) folds into a BatchNorm")
+    return None
+
+
+def _follow(graph: _Graph, head: Layer, wanted: str, param: str, rank: int | None,
+            notes: list[str], problems: list[str]) -> Layer | None:
+    reader, readers = graph.sole_reader(head)
+    typed = [r for r in readers if r.type == wanted]
+    if not typed:
+        return None
+    if reader is None:
+        others = ", ".join(repr(r.name) for r in readers if r.type != wanted)
+        notes.append(f"{wanted} {typed[0].name!r} not folded: {head.name!r}'s output is also "
+                     f"read by {others}, and folding would change their input")
+        return None
+    if len(reader.bottoms) != 1:
+        notes.append(f"{wanted} {reader.name!r} has {len(reader.bottoms)} bottoms (it multiplies "
+                     "by another blob, e.g. SE gating): not part of the BatchNorm")
+        return None
+    problem = _per_channel_problem(reader, param, rank)
+    if problem:
+        problems.append(problem)
+        return None
+    return reader
+
+
+def pair_batch_norm_chains(net: Net) -> ChainAnalysis:
+    """Find every BatchNorm → Scale → Bias chain of ``net``.
+
+    Returns:
+        The chains in net order and the standalone Scale/Bias layers.
+
+    Example:
+        >>> analysis = pair_batch_norm_chains(net)  # doctest: +SKIP
+        >>> [(c.batch_norm.name, c.scale and c.scale.name) for c in analysis.chains]
+    """
+    graph = _Graph(net)
+    ranks = infer_blob_ranks(net)
+    chains, claimed = [], set()
+    for layer in net.layers:
+        if layer.type not in BATCH_NORM_TYPES:
+            continue
+        inputs = graph.inputs[layer.index]
+        rank = ranks.get(inputs[0]) if inputs else None
+        notes: list[str] = []
+        problems: list[str] = []
+        scale = _follow(graph, layer, "Scale", "scale_param", rank, notes, problems)
+        bias = None
+        if scale is not None:
+            bias = _follow(graph, scale, "Bias", "bias_param", rank, notes, problems)
+        chain = BatchNormChain(layer, scale, bias, rank, tuple(notes), tuple(problems))
+        claimed.update(x.index for x in chain.layers())
+        chains.append(chain)
+    standalone = tuple(x for x in net.layers
+                       if x.type in ("Scale", "Bias") and x.index not in claimed)
+    return ChainAnalysis(tuple(chains), standalone)

@@ -1,0 +1,106 @@
+"""Blob ranks (number of axes) through the net, so each BN knows whether it is a
+``BatchNorm1d``, ``2d`` or ``3d``. Shapes are not needed, only ranks; unknown layers keep the
+rank of their first bottom, which is right for the element-wise layers that fill real nets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..read.net import Layer, Net
+
+__all__ = ["infer_blob_ranks"]
+
+_RankRule = Callable[[Layer, list[int | None]], list[int | None]]
+_RULES: dict[str, _RankRule] = {}
+
+
+def _rule(*types: str) -> Callable[[_RankRule], _RankRule]:
+    def decorate(fn: _RankRule) -> _RankRule:
+        for layer_type in types:
+            if layer_type in _RULES:
+                raise RuntimeError(f"rank rule for {layer_type!r} registered twice")
+            _RULES[layer_type] = fn
+        return fn
+
+    return decorate
+
+
+def _tops(layer: Layer, rank: int | None) -> list[int | None]:
+    return [rank] * len(layer.tops)
+
+
+@_rule("Input")
+def _input(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
+    shapes = list(layer.params.input_param.shape)  # type: ignore[attr-defined]
+    if not shapes:
+        return _tops(layer, None)
+    return [len(shapes[min(i, len(shapes) - 1)].dim) for i in range(len(layer.tops))]
+
+
+@_rule("DummyData")
+def _dummy(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
+    shapes = list(layer.params.dummy_data_param.shape)  # type: ignore[attr-defined]
+    if not shapes:
+        return _tops(layer, 4)
+    return [len(shapes[min(i, len(shapes) - 1)].dim) for i in range(len(layer.tops))]
+
+
+@_rule("Data", "ImageData", "MemoryData", "WindowData", "Python", "VideoData")
+def _data(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
+    # Image-like first top; labels are (N,) or (N,1,1,1): their rank never feeds a BN.
+    return [4] + [1] * (len(layer.tops) - 1) if not bottoms else _same(layer, bottoms)
+
+
+@_rule("InnerProduct")
+def _inner_product(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
+    axis = layer.params.inner_product_param.axis  # type: ignore[attr-defined]
+    rank = bottoms[0] if bottoms else None
+    if axis < 0:
+        return _tops(layer, None if rank is None else rank + axis + 1)
+    return _tops(layer, axis + 1)
+
+
+@_rule("Flatten")
+def _flatten(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
+    param = layer.params.flatten_param  # type: ignore[attr-defined]
+    rank = bottoms[0] if bottoms else None
+    if rank is None:
+        return _tops(layer, 2 if param.axis == 1 and param.end_axis == -1 else None)
+    axis = param.axis % rank
+    end = param.end_axis % rank
+    return _tops(layer, rank - (end - axis))
+
+
+@_rule("Reshape")
+def _reshape(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
+    param = layer.params.reshape_param  # type: ignore[attr-defined]
+    rank = bottoms[0] if bottoms else None
+    if param.axis == 0 and param.num_axes == -1:
+        return _tops(layer, len(param.shape.dim))
+    if rank is None:
+        return _tops(layer, None)
+    replaced = rank - (param.axis % rank) if param.num_axes == -1 else param.num_axes
+    return _tops(layer, rank - replaced + len(param.shape.dim))
+
+
+def _same(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
+    return _tops(layer, bottoms[0] if bottoms else None)
+
+
+def infer_blob_ranks(net: Net) -> dict[tuple[str, int], int | None]:
+    """The rank of every blob version: ``(blob name, index of the layer that wrote it)``.
+
+    Index -1 is a net input from the legacy header. Returns ranks per version because in-place
+    layers reuse blob names (an InnerProduct may overwrite a 4-D name with a 2-D blob).
+    """
+    ranks: dict[tuple[str, int], int | None] = {}
+    current: dict[str, int | None] = {name: len(shape) for name, shape in net.input_shapes.items()}
+    for name, rank in current.items():
+        ranks[(name, -1)] = rank
+    for layer in net.layers:
+        bottoms = [current.get(name) for name in layer.bottoms]
+        out = _RULES.get(layer.type, _same)(layer, bottoms)
+        for name, rank in zip(layer.tops, out, strict=True):
+            current[name] = rank
+            ranks[(name, layer.index)] = rank
+    return ranks

@@ -1,0 +1,189 @@
+"""BlobProto, read lazily and exactly the way Caffe's ``Blob::FromProto`` reads it.
+
+A ``BlobRef`` records where a blob's values are in the caffemodel without reading them; numpy
+views are made only when ``values()`` is called. Caffe's rules:
+
+- shape: the legacy ``num/channels/height/width`` fields win when any of them is set (a vector
+  in legacy form is right-aligned: 1x1x1xC); otherwise ``shape.dim``;
+- values: ``double_data`` (cast to float32) wins over ``data``; NVIDIA Caffe's ``raw_data`` with
+  ``raw_data_type`` FLOAT, FLOAT16 or DOUBLE is read after both.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from math import prod
+from typing import TYPE_CHECKING
+
+from .wire import (
+    FIXED32,
+    FIXED64,
+    LENGTH,
+    VARINT,
+    Buffer,
+    WireFormatError,
+    iter_fields,
+    read_varint,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["BlobRef", "scan_blob"]
+
+# BlobProto field numbers (BVLC caffe.proto; raw_* from NVIDIA Caffe 0.17).
+_NUM, _CHANNELS, _HEIGHT, _WIDTH, _DATA, _DIFF, _SHAPE, _DOUBLE_DATA = 1, 2, 3, 4, 5, 6, 7, 8
+_RAW_DATA_TYPE, _RAW_DATA = 10, 12
+# NVIDIA Caffe's BlobProto.Type enum -> numpy dtype and item size.
+_RAW_TYPES = {0: ("<f8", 8, "DOUBLE"), 1: ("<f4", 4, "FLOAT"), 2: ("<f2", 2, "FLOAT16")}
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    """Where one blob's values are in a buffer, and its shape as Caffe reads it.
+
+    Attributes:
+        buf: the whole caffemodel buffer (an mmap); values are views into it.
+        offset: byte offset of the BlobProto message (for error messages).
+        shape: the blob's shape under Caffe's rules (legacy dims right-aligned, not squeezed).
+        legacy: True when the shape came from num/channels/height/width.
+        spans: ``(start, end)`` byte spans holding the values, in order.
+        dtype: numpy dtype string of the stored values (``<f4``, ``<f8`` or ``<f2``).
+        source: which field the values come from (``data``, ``double_data``, ``raw_data FLOAT``...).
+    """
+
+    buf: Buffer
+    offset: int
+    shape: tuple[int, ...]
+    legacy: bool
+    spans: tuple[tuple[int, int], ...]
+    dtype: str
+    source: str
+
+    @property
+    def count(self) -> int:
+        """Number of values stored (may disagree with the shape in a corrupt file)."""
+        size = int(self.dtype[-1])
+        return sum(end - start for start, end in self.spans) // size
+
+    @property
+    def shape_count(self) -> int:
+        """Number of elements the shape describes."""
+        return prod(self.shape) if self.shape else 0
+
+    def first(self) -> float:
+        """The first value, decoded without numpy (for the BatchNorm scale factor)."""
+        if not self.spans:
+            raise IndexError("blob holds no values")
+        start = self.spans[0][0]
+        size = int(self.dtype[-1])
+        raw = bytes(self.buf[start : start + size])  # type: ignore[index]
+        return float(struct.unpack({"4": "<f", "8": "<d", "2": "<e"}[self.dtype[-1]], raw)[0])
+
+    def values(self) -> np.ndarray:
+        """The values as a read-only float32 vector, as Caffe holds them after loading.
+
+        float32 data is a zero-copy view into the buffer (it may be unaligned); double and
+        half data are converted (a new array).
+        """
+        import numpy as np
+
+        parts = [
+            np.frombuffer(self.buf, dtype=self.dtype, count=(end - start) // int(self.dtype[-1]),
+                          offset=start)
+            for start, end in self.spans
+        ]
+        if not parts:
+            out = np.zeros(0, dtype=np.float32)
+        elif len(parts) == 1:
+            out = parts[0]
+        else:
+            out = np.concatenate(parts)
+        if out.dtype != np.float32:
+            out = out.astype(np.float32)
+        out.flags.writeable = False
+        return out
+
+
+def _packed_ints(buf: Buffer, start: int, end: int) -> list[int]:
+    values = []
+    pos = start
+    while pos < end:
+        value, pos = read_varint(buf, pos, end)
+        values.append(value - (1 << 64) if value >= 1 << 63 else value)
+    return values
+
+
+def _int32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def _scan_shape(buf: Buffer, start: int, end: int) -> list[int]:
+    dims: list[int] = []
+    for field, wire, a, b in iter_fields(buf, start, end):
+        if field == 1 and wire == LENGTH:
+            dims.extend(_packed_ints(buf, a, b))
+        elif field == 1 and wire == VARINT:
+            dims.append(a - (1 << 64) if a >= 1 << 63 else a)
+    return dims
+
+
+def scan_blob(buf: Buffer, start: int, end: int) -> BlobRef:
+    """Scan one BlobProto message in ``buf[start:end]`` without reading its values.
+
+    Raises:
+        WireFormatError: malformed message, a negative dimension, a value count that disagrees
+            with the shape, or an unknown ``raw_data_type``.
+    """
+    legacy: dict[int, int] = {}
+    dims: list[int] = []
+    spans: dict[str, list[tuple[int, int]]] = {"data": [], "double_data": []}
+    raw_type: int | None = None
+    raw_span: tuple[int, int] | None = None
+    for field, wire, a, b in iter_fields(buf, start, end):
+        if field in (_NUM, _CHANNELS, _HEIGHT, _WIDTH) and wire == VARINT:
+            legacy[field] = _int32(a)
+        elif field == _SHAPE and wire == LENGTH:
+            dims = _scan_shape(buf, a, b)
+        elif field == _DATA and wire in (LENGTH, FIXED32):
+            spans["data"].append((a, b))
+        elif field == _DOUBLE_DATA and wire in (LENGTH, FIXED64):
+            spans["double_data"].append((a, b))
+        elif field == _RAW_DATA_TYPE and wire == VARINT:
+            raw_type = a
+        elif field == _RAW_DATA and wire == LENGTH:
+            raw_span = (a, b)
+    legacy_used = bool(legacy)
+    shape = tuple(legacy.get(f, 0) for f in (_NUM, _CHANNELS, _HEIGHT, _WIDTH)) if legacy_used \
+        else tuple(dims)
+    if any(d < 0 for d in shape):
+        raise WireFormatError(start, f"blob has a negative dimension in shape {list(shape)}")
+    blob = _pick_values(buf, start, shape, legacy_used, spans, raw_type, raw_span)
+    if blob.count != blob.shape_count and blob.spans:
+        raise WireFormatError(
+            start, f"blob holds {blob.count} values but its shape {list(shape)} needs "
+            f"{blob.shape_count}"
+        )
+    return blob
+
+
+def _pick_values(buf: Buffer, start: int, shape: tuple[int, ...], legacy: bool,
+                 spans: dict[str, list[tuple[int, int]]], raw_type: int | None,
+                 raw_span: tuple[int, int] | None) -> BlobRef:
+    if any(b > a for a, b in spans["double_data"]):
+        return BlobRef(buf, start, shape, legacy, tuple(spans["double_data"]), "<f8", "double_data")
+    if any(b > a for a, b in spans["data"]):
+        return BlobRef(buf, start, shape, legacy, tuple(spans["data"]), "<f4", "data")
+    if raw_span is not None and raw_span[1] > raw_span[0]:
+        kind = _RAW_TYPES.get(raw_type if raw_type is not None else -1)
+        if kind is None:
+            raise WireFormatError(start, f"blob raw_data has raw_data_type {raw_type}, "
+                                  "which bnconvert cannot read (FLOAT, FLOAT16, DOUBLE are known)")
+        dtype, size, name = kind
+        if (raw_span[1] - raw_span[0]) % size:
+            raise WireFormatError(start, f"blob raw_data of {raw_span[1] - raw_span[0]} bytes "
+                                  f"is not a whole number of {name} values")
+        return BlobRef(buf, start, shape, legacy, (raw_span,), dtype, f"raw_data {name}")
+    return BlobRef(buf, start, shape, legacy, (), "<f4", "none")

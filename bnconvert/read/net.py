@@ -1,0 +1,190 @@
+"""The net as Caffe builds it: the prototxt defines the layers, the caffemodel's weights are
+copied into them by layer name (``Net::CopyTrainedLayersFrom``).
+
+Only TEST-phase layers count (Caffe's ``include``/``exclude`` rules with phase TEST, level 0,
+no stages). A caffemodel alone also defines a net: the layers it stores, in order.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from google.protobuf.message import Message
+
+from .._proto import caffe_pb2
+from .blob import BlobRef
+from .caffemodel import Caffemodel, read_caffemodel
+from .v1_types import v1_type_name
+
+__all__ = ["Layer", "Net", "load_net", "net_from_parts"]
+
+
+@dataclass(frozen=True, eq=False)
+class Layer:
+    """One layer of the TEST-phase net.
+
+    Attributes:
+        index: position in the net (after phase filtering).
+        name, type: Caffe's layer name and V2 type string (V1 enums are translated).
+        bottoms, tops: blob names.
+        params: the ``LayerParameter`` (or ``V1LayerParameter``) with every known field.
+        blobs: the weights copied from the caffemodel, or None when the caffemodel has no layer
+            of this name (or no caffemodel was given).
+    """
+
+    index: int
+    name: str
+    type: str
+    bottoms: tuple[str, ...]
+    tops: tuple[str, ...]
+    params: Message
+    blobs: tuple[BlobRef, ...] | None
+
+    def param(self, field: str) -> Message | None:
+        """The ``<field>`` sub-message (e.g. ``"batch_norm_param"``) if the layer sets it."""
+        descriptor = self.params.DESCRIPTOR
+        if field not in descriptor.fields_by_name:
+            return None
+        return getattr(self.params, field) if self.params.HasField(field) else None
+
+    def param_or_default(self, field: str) -> Message | None:
+        """Like ``param`` but an unset known sub-message gives its defaults."""
+        descriptor = self.params.DESCRIPTOR
+        return getattr(self.params, field) if field in descriptor.fields_by_name else None
+
+
+@dataclass(frozen=True, eq=False)
+class Net:
+    """The merged net.
+
+    Attributes:
+        layers: TEST-phase layers in order.
+        input_shapes: shapes declared by the legacy net header (``input``/``input_shape``/
+            ``input_dim``), by blob name.
+        prototxt, caffemodel: the files it came from (None where not given).
+        unknown: fields and enum values the schema does not know, skipped (prototxt only).
+        missing_weights: layers of the net with no weights in the caffemodel.
+        unused_weights: caffemodel layers with blobs that no net layer is named after.
+    """
+
+    name: str
+    layers: tuple[Layer, ...]
+    input_shapes: dict[str, tuple[int, ...]]
+    prototxt: str | None
+    caffemodel: str | None
+    unknown: tuple = ()
+    missing_weights: tuple[str, ...] = ()
+    unused_weights: tuple[str, ...] = ()
+    source: str = "net"
+
+    def describe(self) -> str:
+        """The file(s) the net came from, for messages."""
+        return " + ".join(p for p in (self.prototxt, self.caffemodel) if p)
+
+
+def load_net(prototxt: str | os.PathLike[str] | None,
+             caffemodel: str | os.PathLike[str] | None) -> Net:
+    """Read a net from a prototxt, a caffemodel, or both (weights copied by layer name).
+
+    Args:
+        prototxt: text net definition (deploy or train/test file, or a solver embedding one).
+        caffemodel: binary weights; alone it defines the net too.
+
+    Returns:
+        The TEST-phase ``Net``.
+
+    Raises:
+        ParseError: either file cannot be read (see ``read_prototxt`` / ``read_caffemodel``).
+        ValueError: neither file given.
+
+    Example:
+        >>> net = load_net("deploy.prototxt", "model.caffemodel")  # doctest: +SKIP
+    """
+    if prototxt is None and caffemodel is None:
+        raise ValueError("load_net needs a prototxt, a caffemodel, or both")
+    model = read_caffemodel(caffemodel) if caffemodel is not None else None
+    parsed = None
+    if prototxt is not None:
+        from .prototxt import parse_prototxt
+
+        parsed = parse_prototxt(prototxt)
+    return net_from_parts(parsed, model, str(prototxt) if prototxt is not None else None)
+
+
+def net_from_parts(parsed: object | None, model: Caffemodel | None,
+                   prototxt_path: str | None = None) -> Net:
+    """Merge an already parsed prototxt (``ParsedPrototxt``) and/or a scanned caffemodel."""
+    if parsed is not None:
+        definition = parsed.net  # type: ignore[attr-defined]
+        messages = _test_phase(definition)
+        v1_strings = getattr(parsed, "v1_type_strings", {}) or {}
+        unknown = tuple(getattr(parsed, "unknown", ()))
+        source = getattr(parsed, "source", "net")
+    else:
+        assert model is not None
+        definition = model.header
+        messages = [(layer.definition, None) for layer in model.layers]
+        v1_strings, unknown, source = {}, (), "caffemodel"
+    weights = model.by_name() if model is not None else {}
+    layers = []
+    for index, (message, original_index) in enumerate(messages):
+        name = message.name
+        stored = weights.get(name)
+        blobs = stored.blobs if stored is not None and stored.blobs else None
+        layers.append(Layer(index, name, _type_of(message, original_index, v1_strings),
+                            tuple(message.bottom), tuple(message.top), message, blobs))
+    missing = tuple(layer.name for layer in layers if layer.blobs is None) if model else ()
+    names = {layer.name for layer in layers}
+    unused = tuple(n for n, layer in weights.items() if n not in names and layer.blobs)
+    return Net(definition.name, tuple(layers), _header_inputs(definition), prototxt_path,
+               model.path if model else None, unknown, missing, unused, source)
+
+
+def _type_of(message: Message, original_index: int | None, v1_strings: dict) -> str:
+    if isinstance(message, caffe_pb2.V1LayerParameter):
+        if original_index is not None and original_index in v1_strings:
+            return str(v1_strings[original_index])
+        return v1_type_name(message.type)
+    return str(message.type)
+
+
+def _test_phase(net: caffe_pb2.NetParameter) -> list[tuple[Message, int]]:
+    """Layers Caffe instantiates in TEST phase, with their index in the file's list."""
+    state = caffe_pb2.NetState(phase=caffe_pb2.TEST, level=0)
+    if net.HasField("state"):
+        state.level = net.state.level
+        state.stage.extend(net.state.stage)
+    entries = list(net.layer) if len(net.layer) else list(net.layers)
+    return [(m, i) for i, m in enumerate(entries) if _included(m, state)]
+
+
+def _included(layer: Message, state: caffe_pb2.NetState) -> bool:
+    """Caffe's ``Net::StateMeetsRule`` logic for one layer."""
+    include, exclude = list(layer.include), list(layer.exclude)  # type: ignore[attr-defined]
+    if include:
+        return any(_meets(rule, state) for rule in include)
+    return not any(_meets(rule, state) for rule in exclude)
+
+
+def _meets(rule: caffe_pb2.NetStateRule, state: caffe_pb2.NetState) -> bool:
+    if rule.HasField("phase") and rule.phase != state.phase:
+        return False
+    if rule.HasField("min_level") and state.level < rule.min_level:
+        return False
+    if rule.HasField("max_level") and state.level > rule.max_level:
+        return False
+    if any(stage not in state.stage for stage in rule.stage):
+        return False
+    return not any(stage in state.stage for stage in rule.not_stage)
+
+
+def _header_inputs(net: caffe_pb2.NetParameter) -> dict[str, tuple[int, ...]]:
+    """Legacy ``input:`` with ``input_shape`` or four ``input_dim`` per input."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for i, name in enumerate(net.input):
+        if i < len(net.input_shape):
+            shapes[name] = tuple(int(d) for d in net.input_shape[i].dim)
+        elif len(net.input_dim) >= 4 * (i + 1):
+            shapes[name] = tuple(int(d) for d in net.input_dim[4 * i : 4 * i + 4])
+    return shapes
