@@ -158,6 +158,22 @@ class T7Tensor:
         """Number of elements (0 for a tensor with no dimensions, as in Torch7)."""
         return int(np.prod(self.size)) if self.size else 0
 
+    def view_problem(self) -> str | None:
+        """Why the sizes, strides and offset do not fit the storage, None when they do."""
+        if len(self.size) != len(self.stride) or min(self.size + self.stride, default=0) < 0:
+            return f"{self.class_name} has invalid sizes/strides {self.size}/{self.stride}"
+        if self.numel() == 0:
+            return None
+        if self.storage is None:
+            return f"{self.class_name} of size {self.size} has no storage"
+        first = self.storage_offset - 1
+        last = first + sum((n - 1) * s for n, s in zip(self.size, self.stride, strict=True))
+        if first < 0 or last >= self.storage.data.size:
+            return (f"{self.class_name} view {self.size}/{self.stride} at offset "
+                    f"{self.storage_offset} reaches outside a storage of "
+                    f"{self.storage.data.size} elements")
+        return None
+
     def to_numpy(self) -> np.ndarray:
         """A new contiguous array with the tensor's values (shape ``(0,)`` when empty).
 
@@ -166,14 +182,10 @@ class T7Tensor:
         """
         if self.numel() == 0:
             return np.zeros(self.size if self.size else (0,), dtype=self.dtype)
-        if self.storage is None:
-            raise ValueError(f"{self.class_name} of size {self.size} has no storage")
+        problem = self.view_problem()
+        if problem is not None or self.storage is None:
+            raise ValueError(problem)
         first = self.storage_offset - 1
-        last = first + sum((n - 1) * s for n, s in zip(self.size, self.stride, strict=True))
-        if first < 0 or min(self.stride) < 0 or last >= self.storage.data.size:
-            raise ValueError(f"{self.class_name} view {self.size}/{self.stride} at offset "
-                             f"{self.storage_offset} reaches outside a storage of "
-                             f"{self.storage.data.size} elements")
         item = self.storage.data.itemsize
         view = np.lib.stride_tricks.as_strided(
             self.storage.data[first:], shape=self.size,

@@ -18,7 +18,7 @@ __all__ = ["load_t7", "loads_t7"]
 
 TYPE_NIL, TYPE_NUMBER, TYPE_STRING, TYPE_TABLE, TYPE_TORCH = 0, 1, 2, 3, 4
 TYPE_BOOLEAN, TYPE_FUNCTION, TYPE_LEGACY_RECUR_FUNCTION, TYPE_RECUR_FUNCTION = 5, 6, 7, 8
-_MAX_DEPTH = 200
+_MAX_DEPTH = 128
 _MAX_DIMENSIONS = 64
 _VERSION = re.compile(r"V (\d+)")
 _HASHABLE_KEYS = (float, str, bytes, bool)
@@ -94,20 +94,18 @@ class _Reader:
         if tag == TYPE_STRING:
             return _decode(self._read_string("a string"))
         if tag == TYPE_FUNCTION:
-            return self._nested(lambda: self._read_function(tag, None))
-        if tag in (TYPE_TABLE, TYPE_TORCH, TYPE_RECUR_FUNCTION, TYPE_LEGACY_RECUR_FUNCTION):
+            index = None
+        elif tag in (TYPE_TABLE, TYPE_TORCH, TYPE_RECUR_FUNCTION, TYPE_LEGACY_RECUR_FUNCTION):
             index = self.src.read_int("a reference index")
             if index in self.objects:
                 return self.objects[index]
-            return self._nested(lambda: self._read_referenced(tag, index))
-        raise self.src.fail(f"unknown type tag {tag}", start)
-
-    def _nested(self, read: Any) -> Any:
+        else:
+            raise self.src.fail(f"unknown type tag {tag}", start)
         self.depth += 1
         if self.depth > _MAX_DEPTH:
             raise self.src.fail(f"objects nested deeper than {_MAX_DEPTH} levels")
         try:
-            return read()
+            return self._read_referenced(tag, index)
         finally:
             self.depth -= 1
 
@@ -125,7 +123,7 @@ class _Reader:
             raise self.src.fail(f"negative length {size} of {what}", start)
         return self.src.read_chars(size, what)
 
-    def _read_referenced(self, tag: int, index: int) -> Any:
+    def _read_referenced(self, tag: int, index: Any) -> Any:
         if tag == TYPE_TABLE:
             return self._read_table(index)
         if tag == TYPE_TORCH:
@@ -202,16 +200,9 @@ class _Reader:
             found = getattr(storage, "class_name", type(storage).__name__)
             raise self.src.fail(f"a {tensor.class_name} needs a {expected}, found {found}",
                                 storage_at)
-        if min(tensor.size, default=0) < 0 or min(tensor.stride, default=0) < 0:
-            raise self.src.fail(f"negative size or stride in {tensor.class_name} "
-                                f"{tensor.size}/{tensor.stride}", start)
-        if tensor.numel() and storage is None:
-            raise self.src.fail(f"{tensor.class_name} of size {tensor.size} has no storage",
-                                storage_at)
-        try:
-            tensor.to_numpy()
-        except ValueError as exc:
-            raise self.src.fail(str(exc), start) from exc
+        problem = tensor.view_problem()
+        if problem is not None:
+            raise self.src.fail(problem, start)
 
 
 def _decode(raw: bytes) -> str | bytes:

@@ -9,6 +9,7 @@ a run of numbers space-separated on one line, chars as raw bytes followed by a n
 from __future__ import annotations
 
 import re
+import struct
 from typing import Any
 
 import numpy as np
@@ -68,13 +69,30 @@ class Source:
 class BinarySource(Source):
     """Torch7's binary mode as written on little-endian 64-bit machines."""
 
+    def read_int(self, what: str) -> int:
+        return int(self._scalar(_INT32, what))
+
+    def read_long(self, what: str) -> int:
+        return int(self._scalar(_INT64, what))
+
+    def read_double(self, what: str) -> float:
+        return float(self._scalar(_FLOAT64, what))
+
+    def _scalar(self, layout: struct.Struct, what: str) -> int | float:
+        if layout.size > self.remaining():
+            raise self.fail(f"truncated: {what} needs {layout.size} bytes, "
+                            f"{self.remaining()} left")
+        value: int | float = layout.unpack_from(self.data, self.pos)[0]
+        self.pos += layout.size
+        return value
+
     def read_chars(self, count: int, what: str) -> bytes:
         return bytes(self._take(count, what))
 
     def read_array(self, dtype: np.dtype[Any], count: int, what: str) -> np.ndarray:
         if count > self.remaining() // dtype.itemsize:
-            raise self.fail(f"truncated: {what} needs {count} x {dtype.itemsize} bytes, "
-                            f"{self.remaining()} left")
+            needs = f"{count} x {dtype.itemsize}" if count != 1 else str(dtype.itemsize)
+            raise self.fail(f"truncated: {what} needs {needs} bytes, {self.remaining()} left")
         return np.frombuffer(self._take(count * dtype.itemsize, what), dtype=dtype).copy()
 
     def _take(self, nbytes: int, what: str) -> memoryview:
@@ -84,6 +102,7 @@ class BinarySource(Source):
         return memoryview(self.data)[start:self.pos]
 
 
+_INT32, _INT64, _FLOAT64 = struct.Struct("<i"), struct.Struct("<q"), struct.Struct("<d")
 _TOKEN = re.compile(rb"\s*(\S+)")
 _INTEGER = re.compile(rb"[+-]?\d+")
 
@@ -102,7 +121,7 @@ class AsciiSource(Source):
     def read_array(self, dtype: np.dtype[Any], count: int, what: str) -> np.ndarray:
         if dtype.itemsize == 1 and dtype.kind in "iu":
             return np.frombuffer(self.read_chars(count, what), dtype=dtype).copy()
-        if count > self.remaining():
+        if count > max(self.remaining(), 1):
             raise self.fail(f"truncated: {what} needs {count} numbers, at most "
                             f"{self.remaining()} left")
         out = np.empty(count, dtype=dtype)
