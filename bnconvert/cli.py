@@ -40,14 +40,13 @@ def _split_files(files: tuple[Path, ...], need_model: bool) -> tuple[Path | None
     if len(files) == 1:
         from .read.caffemodel import caffemodel_path_kind
 
-        if not need_model and caffemodel_path_kind(files[0]) == "prototxt":
+        if not need_model and files[0].is_file() and caffemodel_path_kind(files[0]) == "prototxt":
             return files[0], None
         return None, files[0]
     raise click.UsageError("expected [PROTOTXT] CAFFEMODEL (one or two files)")
 
 
-_FILES = click.argument("files", nargs=-1, required=True,
-                        type=click.Path(exists=True, dir_okay=False, path_type=Path))
+_FILES = click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
