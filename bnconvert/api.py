@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from .errors import BnConvertError, UnsupportedLayerError
 from .fold.batch_norm import fold_batch_norm_chain
@@ -111,6 +111,7 @@ def save(records: Sequence[FoldedBatchNorm], output: PathLike, *, fmt: str | Non
     Raises:
         OutputError: unknown format, missing optional dependency, unwritable folder.
     """
+    output = Path(output)
     chosen, writer = writer_for(output, fmt)
     write_atomically(output, lambda stream: writer(records, stream, options))
     if manifest is False:
@@ -118,11 +119,15 @@ def save(records: Sequence[FoldedBatchNorm], output: PathLike, *, fmt: str | Non
     manifest_path = manifest_path_for(output) if manifest is True else Path(manifest)
     content = manifest_bytes(manifest_dict(records, chosen, output, options, sources or {}))
     try:
-        write_atomically(manifest_path, lambda stream: stream.write(content))
+        write_atomically(manifest_path, lambda stream: _write_all(stream, content))
     except BaseException:
         Path(output).unlink(missing_ok=True)
         raise
     return manifest_path
+
+
+def _write_all(stream: BinaryIO, content: bytes) -> None:
+    stream.write(content)
 
 
 def convert(prototxt: PathLike | None, caffemodel: PathLike, output: PathLike, *,
@@ -130,7 +135,7 @@ def convert(prototxt: PathLike | None, caffemodel: PathLike, output: PathLike, *
             options: WriteOptions = WriteOptions(),
             manifest: PathLike | bool = True) -> list[FoldedBatchNorm]:
     """Read, fold and write in one call; every check runs before a byte is written."""
-    writer_for(output, fmt)  # an unknown format fails before reading anything
+    writer_for(Path(output), fmt)  # an unknown format fails before reading anything
     records = load_batch_norms(prototxt, caffemodel, affine=affine, strict=strict)
     sources = {"prototxt": str(prototxt) if prototxt else None, "caffemodel": str(caffemodel)}
     save(records, output, fmt=fmt, options=options, manifest=manifest, sources=sources)

@@ -106,7 +106,7 @@ def fold_batch_norm_chain(net: Net, chain: BatchNormChain,
         layers=ChainLayers(bn.name, chain.scale.name if chain.scale else None,
                            chain.bias.name if chain.bias else None, bn.type),
         channels=channels, rank=chain.rank, eps=eps, running_mean=_frozen(mean),
-        running_var=_frozen(var), weight=_frozen(weight), bias=_frozen(bias),
+        running_var=_frozen(var), weight=_frozen_optional(weight), bias=_frozen_optional(bias),
         scale_factor=float(factor), use_global_stats=global_stats, flavour="bvlc",
         warnings=tuple(warnings))
 
@@ -141,9 +141,11 @@ def _affine(net: Net, chain: BatchNormChain, channels: int,
     return fold_affine(gamma, beta, extra, channels)
 
 
-def _frozen(array: np.ndarray | None) -> np.ndarray | None:
-    if array is None:
-        return None
+def _frozen_optional(array: np.ndarray | None) -> np.ndarray | None:
+    return None if array is None else _frozen(array)
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
     out = np.array(array, dtype=np.float32, copy=True)
     out.flags.writeable = False
     return out

@@ -120,7 +120,8 @@ def pair_batch_norm_chains(net: Net) -> ChainAnalysis:
     """
     graph = _Graph(net)
     ranks = infer_blob_ranks(net)
-    chains, claimed = [], set()
+    chains: list[BatchNormChain] = []
+    claimed: set[int] = set()
     for layer in net.layers:
         if layer.type not in BATCH_NORM_TYPES:
             continue

@@ -34,7 +34,9 @@ def _input(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
     shapes = list(layer.params.input_param.shape)  # type: ignore[attr-defined]
     if not shapes:
         return _tops(layer, None)
-    return [len(shapes[min(i, len(shapes) - 1)].dim) for i in range(len(layer.tops))]
+    ranks: list[int | None] = [len(shapes[min(i, len(shapes) - 1)].dim)
+                               for i in range(len(layer.tops))]
+    return ranks
 
 
 @_rule("DummyData")
@@ -42,13 +44,16 @@ def _dummy(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
     shapes = list(layer.params.dummy_data_param.shape)  # type: ignore[attr-defined]
     if not shapes:
         return _tops(layer, 4)
-    return [len(shapes[min(i, len(shapes) - 1)].dim) for i in range(len(layer.tops))]
+    ranks: list[int | None] = [len(shapes[min(i, len(shapes) - 1)].dim)
+                               for i in range(len(layer.tops))]
+    return ranks
 
 
 @_rule("Data", "ImageData", "MemoryData", "WindowData", "Python", "VideoData")
 def _data(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
     # Image-like first top; labels are (N,) or (N,1,1,1): their rank never feeds a BN.
-    return [4] + [1] * (len(layer.tops) - 1) if not bottoms else _same(layer, bottoms)
+    ranks: list[int | None] = [4, *([1] * (len(layer.tops) - 1))]
+    return ranks if not bottoms else _same(layer, bottoms)
 
 
 @_rule("InnerProduct")

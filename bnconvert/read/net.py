@@ -124,7 +124,7 @@ def net_from_parts(parsed: object | None, model: Caffemodel | None,
     else:
         assert model is not None
         definition = model.header
-        messages = [(layer.definition, None) for layer in model.layers]
+        messages = [(layer.definition, None) for layer in model.layers]  # type: ignore[misc]
         v1_strings, unknown, source = {}, (), "caffemodel"
     weights = model.by_name() if model is not None else {}
     layers = []
