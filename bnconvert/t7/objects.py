@@ -67,11 +67,11 @@ def storage_class_of(tensor_class: str) -> str:
         >>> storage_class_of("torch.FloatTensor")
         'torch.FloatStorage'
     """
-    storage_class = tensor_class[: -len("Tensor")] + "Storage" if tensor_class.endswith(
-        "Tensor") else ""
-    if storage_class not in STORAGE_DTYPES:
-        raise KeyError(tensor_class)
-    return storage_class
+    if tensor_class.endswith("Tensor"):
+        storage_class = tensor_class[: -len("Tensor")] + "Storage"
+        if storage_class in STORAGE_DTYPES:
+            return storage_class
+    raise KeyError(tensor_class)
 
 
 class T7Table(dict[Any, Any]):

@@ -11,7 +11,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .objects import STORAGE_DTYPES, T7Function, T7Object, T7Storage, T7Table, T7Tensor
+from .objects import (
+    STORAGE_DTYPES,
+    T7Function,
+    T7Object,
+    T7Storage,
+    T7Table,
+    T7Tensor,
+    storage_class_of,
+)
 from .sources import AsciiSource, BinarySource, Source
 
 __all__ = ["load_t7", "loads_t7"]
@@ -22,6 +30,9 @@ _MAX_DEPTH = 128
 _MAX_DIMENSIONS = 64
 _VERSION = re.compile(r"V (\d+)")
 _HASHABLE_KEYS = (float, str, bytes, bool)
+_TENSOR_CLASSES = frozenset(
+    name[: -len("Storage")] + "Tensor" for name in STORAGE_DTYPES if name != "torch.CudaStorage"
+) | {"torch.CudaTensor"}
 
 
 def load_t7(path: str | Path, mode: str = "auto") -> Any:
@@ -163,7 +174,7 @@ class _Reader:
         if class_name in STORAGE_DTYPES:
             storage = self.objects[index] = self._read_storage(class_name, version)
             return storage
-        if class_name.endswith("Tensor") and class_name[:-6] + "Storage" in STORAGE_DTYPES:
+        if class_name in _TENSOR_CLASSES:
             tensor = self.objects[index] = self._read_tensor(class_name, version)
             return tensor
         obj = self.objects[index] = T7Object(class_name, version)
@@ -193,7 +204,7 @@ class _Reader:
         return tensor
 
     def _check_tensor(self, tensor: T7Tensor, start: int, storage_at: int) -> None:
-        expected = tensor.class_name[:-6] + "Storage"
+        expected = storage_class_of(tensor.class_name)
         storage = tensor.storage
         if storage is not None and (not isinstance(storage, T7Storage)
                                     or storage.class_name != expected):

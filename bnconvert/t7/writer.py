@@ -17,7 +17,14 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .objects import STORAGE_DTYPES, T7Function, T7Object, T7Storage, T7Tensor
+from .objects import (
+    STORAGE_DTYPES,
+    T7Function,
+    T7Object,
+    T7Storage,
+    T7Tensor,
+    storage_class_of,
+)
 from .reader import (
     TYPE_BOOLEAN,
     TYPE_FUNCTION,
@@ -142,10 +149,13 @@ class _Writer:
         self.write(function.upvalues)
 
     def _tensor(self, tensor: T7Tensor) -> None:
-        storage_class = tensor.class_name[: -len("Tensor")] + "Storage"
-        if storage_class not in STORAGE_DTYPES or len(tensor.size) != len(tensor.stride):
-            raise ValueError(f"not a valid tensor: {tensor.class_name} {tensor.size}/"
-                             f"{tensor.stride}")
+        try:
+            storage_class = storage_class_of(tensor.class_name)
+        except KeyError:
+            raise ValueError(f"unknown tensor class {tensor.class_name!r}") from None
+        if len(tensor.size) != len(tensor.stride):
+            raise ValueError(f"{tensor.class_name} has {len(tensor.size)} sizes and "
+                             f"{len(tensor.stride)} strides")
         if tensor.storage is not None and tensor.storage.class_name != storage_class:
             raise ValueError(f"a {tensor.class_name} cannot hold a {tensor.storage.class_name}")
         self._class_header(tensor.class_name, tensor.version)
