@@ -121,5 +121,58 @@ def inspect(files: tuple[Path, ...], as_json: bool) -> None:
     click.echo(format_inspect(report))
 
 
+
+# --- verify (#3) -------------------------------------------------------------------------------
+@main.command()
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A .npy input for the net's first input blob; used for the BatchNorms that "
+                   "read it directly (others say it was not used).")
+@click.option("--atol", type=float, default=None,
+              help="Absolute tolerance added to the allowed error (default 0).")
+@click.option("--rtol", type=float, default=None,
+              help="Allowed error relative to each channel's output magnitude (default 1e-06).")
+@click.option("--json", "as_json", is_flag=True, help="Print the machine-readable report.")
+@click.option("--reference", type=click.Choice(["numpy", "pycaffe", "opencv"]), default="numpy",
+              show_default=True, help="What computes Caffe's output: bnconvert's numpy "
+                                      "reference, real Caffe (import caffe), or OpenCV's dnn.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random inputs.")
+@click.option("--manifest", "manifest",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The manifest to use (default: CONVERTED.json when it exists).")
+@click.option("--no-manifest", is_flag=True,
+              help="Ignore any manifest: keys, eps and ranks come from the Caffe files.")
+def verify(files: tuple[Path, ...], input_path: Path | None, atol: float | None,
+           rtol: float | None, as_json: bool, reference: str, seed: int, manifest: Path | None,
+           no_manifest: bool) -> None:
+    """Check that CONVERTED computes what Caffe computes: [PROTOTXT] CAFFEMODEL CONVERTED.
+
+    Every BatchNorm chain of the Caffe net runs through an independent reference of Caffe's
+    TEST forward and through the converted module read back from disk, on seeded inputs.
+    Exit 0: all chains match; 1: a chain does not match (or none could be checked);
+    2: usage error or a file cannot be read.
+    """
+    if len(files) not in (2, 3):
+        raise click.UsageError("expected [PROTOTXT] CAFFEMODEL CONVERTED (two or three files)")
+    prototxt, caffemodel, converted = (None, *files) if len(files) == 2 else files
+    import numpy as np
+
+    from .verify import DEFAULT_ATOL, DEFAULT_RTOL, format_report, verify_file
+
+    try:
+        user_input = np.load(input_path, allow_pickle=False) if input_path else None
+        report = verify_file(prototxt, caffemodel, converted, user_input=user_input,
+                             manifest=False if no_manifest else (manifest or True),
+                             atol=DEFAULT_ATOL if atol is None else atol,
+                             rtol=DEFAULT_RTOL if rtol is None else rtol,
+                             reference=reference, seed=seed)
+    except (BnConvertError, OSError, ValueError) as exc:
+        click.echo(f"bnconvert: error: {' '.join(str(exc).split())}", err=True)
+        sys.exit(2)
+    click.echo(json.dumps(report.to_json(), indent=2) if as_json else format_report(report))
+    sys.exit(0 if report.passed else 1)
+# --- end verify --------------------------------------------------------------------------------
+
 if __name__ == "__main__":  # pragma: no cover
     main()

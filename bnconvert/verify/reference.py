@@ -45,6 +45,7 @@ class CaffeChain:
         bias: the Bias layer's blob (None without a Bias layer).
         rank: rank of the BatchNorm's input blob, None if the net does not tell.
         reads_net_input: True when the BatchNorm's input is the net's first input blob.
+        blob_storage: how the chain's blobs are stored (``data``, ``double_data``, ...).
     """
 
     layers: tuple[str, ...]
@@ -58,6 +59,7 @@ class CaffeChain:
     bias: np.ndarray | None
     rank: int | None
     reads_net_input: bool
+    blob_storage: frozenset[str] = frozenset()
 
     @property
     def batch_norm(self) -> str:
@@ -204,8 +206,9 @@ def read_caffe_chain(net: Net, chain: BatchNormChain) -> CaffeChain:
         (bias_blob,) = _blobs(net, chain.bias, 1, "bias")
         bias = _vector(net, chain.bias, bias_blob, "blob 0 (bias)", channels)
     names = tuple(layer.name for layer in chain.layers())
+    storage = frozenset(blob.source for layer in chain.layers() for blob in layer.blobs or ())
     return CaffeChain(names, mean_acc, var_acc, _F32(factor), eps, global_stats, gamma, beta,
-                      bias, chain.rank, _reads_net_input(net, bn))
+                      bias, chain.rank, _reads_net_input(net, bn), storage)
 
 
 def _where(net: Net, layer: Layer) -> str:

@@ -1,0 +1,186 @@
+"""The candidate: a converted file read back from disk, run as its framework would run it.
+
+``.pt``/``.pth``/``.safetensors``: each BN's tensors are loaded with
+``load_state_dict(strict=True)`` into a real ``torch.nn.BatchNorm1d/2d/3d`` in eval mode.
+``.t7``: the modules are read with ``bnconvert.write.t7.read_t7_batch_norms`` and run with
+Torch7's evaluate-mode formula (THNN ``BatchNormalization_updateOutput``)::
+
+    invstd = float32(1 / sqrt(float64(running_var) + eps))
+    y = ((x - mean) * invstd) * weight + bias
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import ParseError
+
+__all__ = ["ConvertedFile", "ConvertedBatchNorm", "load_converted", "run_candidate",
+           "format_of", "CandidateError"]
+
+_TORCH_MODULES = {"BatchNorm1d": 2, "BatchNorm2d": 4, "BatchNorm3d": 5}
+_EXTENSIONS = {".pt": "pt", ".pth": "pt", ".safetensors": "safetensors", ".t7": "t7"}
+
+
+class CandidateError(Exception):
+    """A BN in the converted file cannot be run (a verification failure of that layer)."""
+
+
+@dataclass(frozen=True, eq=False)
+class ConvertedBatchNorm:
+    """One BN module as the converted file holds it.
+
+    Attributes:
+        key: where it is in the file (state_dict key prefix, or the Torch7 module path).
+        kind: ``"pytorch"`` (run through ``torch.nn``) or ``"torch7"`` (Torch7's formula).
+        module: ``BatchNorm1d/2d/3d`` (PyTorch) or the Torch7 class name.
+        tensors: PyTorch: the module's state_dict entries without the key prefix;
+            Torch7: ``running_mean``, ``running_var``, ``weight``, ``bias`` as numpy (the last
+            two absent when not affine).
+        eps: the eps the module runs with; eps_source: where it came from.
+    """
+
+    key: str
+    kind: str
+    module: str
+    tensors: dict[str, Any]
+    eps: float
+    eps_source: str
+
+    @property
+    def affine(self) -> bool:
+        """True when the module has weight and bias."""
+        return "weight" in self.tensors or "bias" in self.tensors
+
+
+@dataclass(frozen=True, eq=False)
+class ConvertedFile:
+    """What a converted file holds: its format and its BN modules' raw fields, by key."""
+
+    path: str
+    format: str
+    entries: dict[str, dict[str, Any]]
+
+
+def format_of(path: str | os.PathLike[str], manifest: dict[str, Any] | None) -> str:
+    """``pt``, ``safetensors`` or ``t7`` from the extension, else from the manifest.
+
+    Raises:
+        ParseError: neither tells (the message lists the supported extensions).
+    """
+    fmt = _EXTENSIONS.get(Path(path).suffix.lower())
+    if fmt is None and manifest is not None:
+        fmt = manifest.get("format") if manifest.get("format") in _EXTENSIONS.values() else None
+    if fmt is None:
+        raise ParseError(f"{path}: cannot tell the format from the extension; verify reads "
+                         f"{', '.join(sorted(_EXTENSIONS))}")
+    return fmt
+
+
+def load_converted(path: str | os.PathLike[str], fmt: str) -> ConvertedFile:
+    """Read the converted file from disk.
+
+    Returns:
+        For state_dict formats, the tensors grouped by key prefix (the part before the last
+        ``.``); for ``.t7`` the batch normalization modules by path.
+
+    Raises:
+        ParseError: the file cannot be read as ``fmt``.
+    """
+    if fmt == "t7":
+        from ..write.t7 import read_t7_batch_norms
+
+        return ConvertedFile(str(path), fmt, read_t7_batch_norms(str(path)))
+    flat = _load_pt(path) if fmt == "pt" else _load_safetensors(path)
+    grouped: dict[str, dict[str, Any]] = {}
+    for name, tensor in flat.items():
+        prefix, _, field = name.rpartition(".")
+        grouped.setdefault(prefix, {})[field] = tensor
+    return ConvertedFile(str(path), fmt, grouped)
+
+
+def _load_pt(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        raise ParseError(f"{path}: cannot be read by torch.load(weights_only=True): "
+                         f"{' '.join(str(exc).split())[:300]}") from exc
+    if not isinstance(loaded, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items()):
+        raise ParseError(f"{path}: expected a state_dict (a dict of name -> tensor), found "
+                         f"{type(loaded).__name__}")
+    return loaded
+
+
+def _load_safetensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    try:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+    except ImportError:
+        raise ParseError("reading .safetensors needs the optional 'safetensors' package: "
+                         "pip install 'bnconvert[safetensors]'") from None
+    try:
+        return dict(load_file(str(path)))
+    except (SafetensorError, OSError) as exc:
+        raise ParseError(f"{path}: not a readable .safetensors file: {exc}") from exc
+
+
+def run_candidate(bn: ConvertedBatchNorm, x: np.ndarray) -> np.ndarray:
+    """The converted module's output for ``x`` (eval mode), as float64 numpy.
+
+    Raises:
+        CandidateError: the module cannot be built or loaded (wrong class, shapes, keys).
+    """
+    if bn.kind == "torch7":
+        return _torch7_forward(bn, x)
+    if bn.module not in _TORCH_MODULES:
+        raise CandidateError(f"module {bn.module!r} is not one of "
+                             f"{', '.join(_TORCH_MODULES)}")
+    mean = bn.tensors.get("running_mean")
+    if not isinstance(mean, torch.Tensor) or mean.ndim != 1:
+        raise CandidateError("no 1-D running_mean tensor")
+    module = getattr(torch.nn, bn.module)(mean.numel(), eps=bn.eps, affine=bn.affine)
+    if mean.dtype == torch.float64:
+        module = module.double()
+    try:
+        module.load_state_dict(bn.tensors, strict=True)
+    except RuntimeError as exc:
+        message = " ".join(str(exc).split())
+        raise CandidateError(f"load_state_dict into {bn.module}({mean.numel()}) failed: "
+                             f"{message}") from exc
+    module.eval()
+    with torch.no_grad():
+        try:
+            out = module(torch.from_numpy(np.ascontiguousarray(x)).to(mean.dtype))
+        except (RuntimeError, ValueError) as exc:
+            raise CandidateError(f"{bn.module} rejects an input of shape {list(x.shape)}: "
+                                 f"{exc}") from exc
+    return out.double().numpy()
+
+
+def _torch7_forward(bn: ConvertedBatchNorm, x: np.ndarray) -> np.ndarray:
+    mean, var = bn.tensors["running_mean"], bn.tensors["running_var"]
+    real = mean.dtype.type
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    for name in ("running_var", "weight", "bias"):
+        value = bn.tensors.get(name)
+        if value is not None and value.shape != mean.shape:
+            raise CandidateError(f"{name} has shape {list(value.shape)}, running_mean "
+                                 f"{list(mean.shape)}")
+    if x.ndim < 2 or x.shape[1] != mean.size:
+        raise CandidateError(f"{mean.size} channels, input has shape {list(x.shape)}")
+    invstd = (1.0 / np.sqrt(var.astype(np.float64) + bn.eps)).astype(real)
+    weight = bn.tensors.get("weight")
+    bias = bn.tensors.get("bias")
+    w = np.ones_like(mean) if weight is None else weight
+    b = np.zeros_like(mean) if bias is None else bias
+    xr = x.astype(real)
+    out = ((xr - mean.reshape(shape)) * invstd.reshape(shape)) * w.reshape(shape) + b.reshape(shape)
+    return out.astype(np.float64)
