@@ -352,3 +352,44 @@ def test_inspect_and_cli_start_up_do_not_import_torch():
             f"r = CliRunner().invoke(main, ['inspect', r'{prototxt}']);"
             " assert r.exit_code == 0, r.output; assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- self-built nets for what the fixtures lack (ranks 3 and 5, large mean/std) ---------------
+
+def _bn_scale_model(tmp_path, shape, mean, var) -> Path:
+    from bnconvert._proto import caffe_pb2
+
+    net = caffe_pb2.NetParameter(name="t")
+    net.layer.add(name="data", type="Input", top=["data"]).input_param.shape.add(dim=shape)
+    bn = net.layer.add(name="bn", type="BatchNorm", bottom=["data"], top=["data"])
+    scale = net.layer.add(name="sc", type="Scale", bottom=["data"], top=["data"])
+    scale.scale_param.bias_term = True
+    for layer, vectors in ((bn, (mean, var, [1.0])), (scale, ([1.5, 0.5, -1], [0.1, 0.2, 0.3]))):
+        for values in vectors:
+            blob = layer.blobs.add()
+            blob.shape.dim.append(len(values))
+            blob.data.extend(values)
+    path = tmp_path / "m.caffemodel"
+    path.write_bytes(net.SerializeToString())
+    return path
+
+
+@pytest.mark.parametrize("shape, module", [([2, 3], "BatchNorm1d"), ([2, 3, 5], "BatchNorm1d"),
+                                           ([2, 3, 2, 3, 4], "BatchNorm3d")])
+@pytest.mark.parametrize("ext", [".pt", ".t7"])
+def test_every_rank_runs_in_its_module(tmp_path, shape, module, ext):
+    model = _bn_scale_model(tmp_path, shape, [1.0, 2.0, 3.0], [3.0, 4.0, 5.0])
+    convert(None, model, tmp_path / f"bn{ext}")
+    manifest = json.loads((tmp_path / f"bn{ext}.json").read_text())
+    assert manifest["batch_norms"][0]["module"] == module
+    user = np.random.default_rng(1).normal(size=shape).astype(np.float32)
+    report = verify_file(None, model, tmp_path / f"bn{ext}", user_input=user)
+    assert report.passed and len(report.chains[0].inputs) == 2
+
+
+@pytest.mark.parametrize("mean", [10.0, 1e3, 1e5])
+def test_large_mean_to_std_ratios_pass_despite_pytorchs_folded_arithmetic(tmp_path, mean):
+    # PyTorch's CPU kernel computes x*a + (b - mean*a): it rounds at the size of mean/std.
+    model = _bn_scale_model(tmp_path, [2, 3, 4, 4], [mean, -mean, mean / 2], [1.0, 0.01, 4.0])
+    convert(None, model, tmp_path / "bn.pt")
+    assert verify_file(None, model, tmp_path / "bn.pt").passed
