@@ -13,7 +13,7 @@ total shift ``β`` (Scale bias + Bias, 0 without)::
 ``|γ·mean/std|`` is there because a correct float32 implementation may fold the BN into
 ``y = a·x + b`` (PyTorch's CPU kernel, OpenCV) and round at the size of ``a·x`` and ``b``.
 With the default ``rtol = 1e-6`` (about 8 float32 ulps of the magnitude) float32 rounding
-passes (measured ≤ 2.4e-7 on the fixtures) while eps added to the standard deviation instead
+passes (measured ≤ 1.8e-7 on the fixtures) while eps added to the standard deviation instead
 of the variance — which scales ``x̂`` by ``eps/σ - eps/(2σ²)``, ~3e-6 for σ ≈ 1..3 — fails.
 """
 
