@@ -162,12 +162,16 @@ def verify(files: tuple[Path, ...], input_path: Path | None, atol: float | None,
 
     try:
         user_input = np.load(input_path, allow_pickle=False) if input_path else None
+    except (OSError, ValueError) as exc:
+        click.echo(f"bnconvert: error: {input_path}: not a readable .npy array: {exc}", err=True)
+        sys.exit(2)
+    try:
         report = verify_file(prototxt, caffemodel, converted, user_input=user_input,
                              manifest=False if no_manifest else (manifest or True),
                              atol=DEFAULT_ATOL if atol is None else atol,
                              rtol=DEFAULT_RTOL if rtol is None else rtol,
                              reference=reference, seed=seed)
-    except (BnConvertError, OSError, ValueError) as exc:
+    except BnConvertError as exc:
         click.echo(f"bnconvert: error: {' '.join(str(exc).split())}", err=True)
         sys.exit(2)
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else format_report(report))

@@ -331,6 +331,19 @@ def test_read_errors_exit_2(tmp_path):
         ".safetensors, .t7" in err
 
 
+def test_unreadable_manifest_and_input_exit_2(tmp_path):
+    output = _convert("bn_only", tmp_path / "bn.pt")
+    Path(str(output) + ".json").write_text("{not json")
+    code, _, err = _cli(*_files("bn_only"), output)
+    assert code == 2 and err.startswith(f"bnconvert: error: {output}.json: cannot read the "
+                                        "manifest")
+    assert _cli(*_files("bn_only"), output, "--no-manifest")[0] == 0
+    (tmp_path / "x.npy").write_bytes(b"garbage")
+    code, _, err = _cli(*_files("bn_only"), output, "--no-manifest", "--input",
+                        tmp_path / "x.npy")
+    assert code == 2 and "not a readable .npy array" in err
+
+
 def test_input_with_the_wrong_channel_count_exits_2(tmp_path):
     output = _convert("zero_scale_factor", tmp_path / "bn.pt")
     np.save(tmp_path / "x.npy", np.zeros((2, 5, 4, 4), np.float32))

@@ -94,9 +94,12 @@ def _manifest(converted: PathLike,
               manifest: PathLike | bool) -> tuple[Path | None, dict[str, Any] | None]:
     if manifest is False:
         return None, None
-    path = manifest_path_for(converted) if manifest is True else Path(manifest)  # type: ignore[arg-type]
-    if manifest is True and not path.exists():
-        return None, None
+    if manifest is True:
+        path = manifest_path_for(str(converted))
+        if not path.exists():
+            return None, None
+    else:
+        path = Path(manifest)
     try:
         data = read_manifest(path)
     except (OSError, ValueError) as exc:
