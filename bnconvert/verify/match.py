@@ -15,7 +15,7 @@ from ..naming import key_for_layer_name
 from .candidate import ConvertedBatchNorm, ConvertedFile
 from .reference import CaffeChain
 
-__all__ = ["Match", "match_chain", "unclaimed_keys"]
+__all__ = ["Match", "match_chain", "key_in_manifest", "unclaimed_keys"]
 
 _CLASS_BY_RANK = {2: "BatchNorm1d", 3: "BatchNorm1d", 4: "BatchNorm2d", 5: "BatchNorm3d"}
 
@@ -77,6 +77,14 @@ def match_chain(caffe: CaffeChain, index: int, converted: ConvertedFile,
         module = ConvertedBatchNorm(key, "pytorch", _CLASS_BY_RANK.get(rank, "BatchNorm2d"),
                                     dict(fields), float(caffe.eps), "the Caffe files")
     return Match(key, module, rank, None, tuple(notes))
+
+
+def key_in_manifest(batch_norm: str, manifest: dict[str, Any] | None) -> str:
+    """The key the manifest gives a Caffe BatchNorm, else bnconvert's key for its name."""
+    for entry in _manifest_entries(manifest):
+        if (entry.get("caffe_layers") or {}).get("batch_norm") == batch_norm:
+            return str(entry.get("key"))
+    return key_for_layer_name(batch_norm)
 
 
 def _rank(entry: dict[str, Any] | None, caffe: CaffeChain) -> int:

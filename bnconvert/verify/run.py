@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BlobError, ParseError
-from ..fold.chains import pair_batch_norm_chains
+from ..fold.chains import BatchNormChain, pair_batch_norm_chains
 from ..read.net import load_net
 from ..write.manifest import manifest_path_for, read_manifest
 from .candidate import (
@@ -24,7 +24,7 @@ from .candidate import (
 from .compare import DEFAULT_ATOL, DEFAULT_RTOL, Measurement, measure
 from .external import REFERENCES, ExternalReference, Unsupported, external_reference
 from .inputs import random_input
-from .match import Match, match_chain, unclaimed_keys
+from .match import Match, key_in_manifest, match_chain, unclaimed_keys
 from .reference import CaffeChain, ChainForward, caffe_chain_forward, read_caffe_chain
 from .report import FAIL, NOT_CHECKED, PASS, ChainResult, VerifyReport
 
@@ -71,14 +71,22 @@ def verify_file(prototxt: PathLike | None, caffemodel: PathLike, converted: Path
     runner = (reference, external_reference(reference)) if reference != "numpy" else None
     manifest_path, manifest_data = _manifest(converted, manifest)
     net = load_net(prototxt, caffemodel)
-    chains = [read_caffe_chain(net, chain) for chain in pair_batch_norm_chains(net).chains]
+    chains = pair_batch_norm_chains(net).chains
     if not chains:
         raise ParseError(f"{net.describe()}: no BatchNorm layers in the TEST-phase net; "
                          "nothing to verify")
     fmt = format_of(converted, manifest_data)
     loaded = load_converted(converted, fmt)
     rows, claimed = [], set()
-    for index, caffe in enumerate(chains):
+    for index, chain in enumerate(chains):
+        unsupported = _unsupported_flavour(chain)
+        if unsupported:
+            key = key_in_manifest(chain.batch_norm.name, manifest_data)
+            claimed.add(key)
+            rows.append(ChainResult(tuple(x.name for x in chain.layers()), key, NOT_CHECKED,
+                                    reason=unsupported))
+            continue
+        caffe = read_caffe_chain(net, chain)
         match = match_chain(caffe, index, loaded, manifest_data, len(chains))
         claimed.add(match.key)
         rows.append(_check_chain(caffe, index, match, user_input, seed, atol, rtol, runner))
@@ -107,6 +115,15 @@ def _manifest(converted: PathLike,
     if not isinstance(data, dict) or not isinstance(data.get("batch_norms"), list):
         raise ParseError(f"{path}: not a bnconvert manifest (no 'batch_norms' list)")
     return path, data
+
+
+def _unsupported_flavour(chain: BatchNormChain) -> str | None:
+    """Why the reference cannot compute this chain (it implements BVLC Caffe's layers only)."""
+    flavour = getattr(chain, "flavour", "bvlc")  # set by fold.chains once forks are paired
+    if chain.batch_norm.type == "BatchNorm" and flavour == "bvlc":
+        return None
+    return (f"the reference implements BVLC Caffe's BatchNorm only; layer "
+            f"{chain.batch_norm.name!r} ({chain.batch_norm.type}) is of flavour {flavour!r}")
 
 
 def _inputs(caffe: CaffeChain, match: Match, index: int, seed: int,
