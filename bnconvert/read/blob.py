@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from math import prod
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from .wire import (
     FIXED32,
@@ -78,30 +78,33 @@ class BlobRef:
             raise IndexError("blob holds no values")
         start = self.spans[0][0]
         size = int(self.dtype[-1])
-        raw = bytes(self.buf[start : start + size])  # type: ignore[index]
+        raw = bytes(self.buf[start : start + size])
         return float(struct.unpack({"4": "<f", "8": "<d", "2": "<e"}[self.dtype[-1]], raw)[0])
 
     def values(self) -> np.ndarray:
         """The values as a read-only float32 vector, as Caffe holds them after loading.
 
-        float32 data is a zero-copy view into the buffer (it may be unaligned); double and
-        half data are converted (a new array).
+        Stored values are little-endian (protobuf's fixed32/fixed64 and NVIDIA's raw_data).
+        float32 data on a little-endian host is a zero-copy view into the buffer, which may
+        start at any byte offset (unaligned: numpy handles it; copy it before handing it to
+        code that needs alignment). Double, half and (on a big-endian host) float data are
+        converted into a new native float32 array.
         """
         import numpy as np
 
-        parts = [
-            np.frombuffer(self.buf, dtype=self.dtype, count=(end - start) // int(self.dtype[-1]),
-                          offset=start)
-            for start, end in self.spans
-        ]
+        size = int(self.dtype[-1])
+        source = cast(Any, self.buf)
+        parts = [np.frombuffer(source, dtype=self.dtype, count=(end - start) // size,
+                               offset=start) for start, end in self.spans]
         if not parts:
             out = np.zeros(0, dtype=np.float32)
         elif len(parts) == 1:
             out = parts[0]
         else:
             out = np.concatenate(parts)
-        if out.dtype != np.float32:
-            out = out.astype(np.float32)
+        if out.dtype != np.float32:  # double, half, or non-native byte order
+            with np.errstate(over="ignore"):  # as C++'s cast: out-of-range doubles become inf
+                out = out.astype(np.float32)
         out.flags.writeable = False
         return out
 
@@ -133,26 +136,36 @@ def _scan_shape(buf: Buffer, start: int, end: int) -> list[int]:
 def scan_blob(buf: Buffer, start: int, end: int) -> BlobRef:
     """Scan one BlobProto message in ``buf[start:end]`` without reading its values.
 
+    Only the field headers are read (tags, lengths, the small ``shape``): the pages holding
+    the values are never touched.
+
     Raises:
-        WireFormatError: malformed message, a negative dimension, a value count that disagrees
-            with the shape, or an unknown ``raw_data_type``.
+        WireFormatError: malformed message, a negative dimension, packed values that are not a
+            whole number of items, a value count that disagrees with the shape, or an unknown
+            ``raw_data_type``.
     """
     legacy: dict[int, int] = {}
     dims: list[int] = []
-    spans: dict[str, list[tuple[int, int]]] = {"data": [], "double_data": []}
+    data: list[tuple[int, int]] = []
+    double_data: list[tuple[int, int]] = []
     raw_type: int | None = None
     raw_span: tuple[int, int] | None = None
     for field, wire, a, b in iter_fields(buf, start, end):
-        if field in (_NUM, _CHANNELS, _HEIGHT, _WIDTH) and wire == VARINT:
-            legacy[field] = _int32(a)
-        elif field == _SHAPE and wire == LENGTH:
-            dims = _scan_shape(buf, a, b)
-        elif field == _DATA and wire in (LENGTH, FIXED32):
-            spans["data"].append((a, b))
-        elif field == _DOUBLE_DATA and wire in (LENGTH, FIXED64):
-            spans["double_data"].append((a, b))
-        elif field == _RAW_DATA_TYPE and wire == VARINT:
-            raw_type = a
+        if field == _DATA:
+            if wire == LENGTH or wire == FIXED32:
+                data.append((a, b))
+        elif field == _SHAPE:
+            if wire == LENGTH:
+                dims = _scan_shape(buf, a, b)
+        elif field <= _WIDTH:
+            if wire == VARINT:
+                legacy[field] = _int32(a)
+        elif field == _DOUBLE_DATA:
+            if wire == LENGTH or wire == FIXED64:
+                double_data.append((a, b))
+        elif field == _RAW_DATA_TYPE:
+            if wire == VARINT:
+                raw_type = a
         elif field == _RAW_DATA and wire == LENGTH:
             raw_span = (a, b)
     legacy_used = bool(legacy)
@@ -160,8 +173,8 @@ def scan_blob(buf: Buffer, start: int, end: int) -> BlobRef:
         else tuple(dims)
     if any(d < 0 for d in shape):
         raise WireFormatError(start, f"blob has a negative dimension in shape {list(shape)}")
-    blob = _pick_values(buf, start, shape, legacy_used, spans, raw_type, raw_span)
-    if blob.count != blob.shape_count and blob.spans:
+    blob = _pick_values(buf, start, shape, legacy_used, data, double_data, raw_type, raw_span)
+    if blob.spans and blob.count != blob.shape_count:
         raise WireFormatError(
             start, f"blob holds {blob.count} values but its shape {list(shape)} needs "
             f"{blob.shape_count}"
@@ -169,21 +182,29 @@ def scan_blob(buf: Buffer, start: int, end: int) -> BlobRef:
     return blob
 
 
+def _whole_items(start: int, spans: list[tuple[int, int]], size: int, name: str) -> None:
+    for a, b in spans:
+        if (b - a) % size:
+            raise WireFormatError(start, f"blob {name} of {b - a} bytes is not a whole number "
+                                  f"of {size}-byte values")
+
+
 def _pick_values(buf: Buffer, start: int, shape: tuple[int, ...], legacy: bool,
-                 spans: dict[str, list[tuple[int, int]]], raw_type: int | None,
-                 raw_span: tuple[int, int] | None) -> BlobRef:
-    if any(b > a for a, b in spans["double_data"]):
-        return BlobRef(buf, start, shape, legacy, tuple(spans["double_data"]), "<f8", "double_data")
-    if any(b > a for a, b in spans["data"]):
-        return BlobRef(buf, start, shape, legacy, tuple(spans["data"]), "<f4", "data")
+                 data: list[tuple[int, int]], double_data: list[tuple[int, int]],
+                 raw_type: int | None, raw_span: tuple[int, int] | None) -> BlobRef:
+    """Caffe's order: ``double_data``, then ``data``, then NVIDIA's ``raw_data``."""
+    if any(b > a for a, b in double_data):
+        _whole_items(start, double_data, 8, "double_data")
+        return BlobRef(buf, start, shape, legacy, tuple(double_data), "<f8", "double_data")
+    if any(b > a for a, b in data):
+        _whole_items(start, data, 4, "data")
+        return BlobRef(buf, start, shape, legacy, tuple(data), "<f4", "data")
     if raw_span is not None and raw_span[1] > raw_span[0]:
         kind = _RAW_TYPES.get(raw_type if raw_type is not None else -1)
         if kind is None:
             raise WireFormatError(start, f"blob raw_data has raw_data_type {raw_type}, "
                                   "which bnconvert cannot read (FLOAT, FLOAT16, DOUBLE are known)")
         dtype, size, name = kind
-        if (raw_span[1] - raw_span[0]) % size:
-            raise WireFormatError(start, f"blob raw_data of {raw_span[1] - raw_span[0]} bytes "
-                                  f"is not a whole number of {name} values")
+        _whole_items(start, [raw_span], size, f"raw_data {name}")
         return BlobRef(buf, start, shape, legacy, (raw_span,), dtype, f"raw_data {name}")
     return BlobRef(buf, start, shape, legacy, (), "<f4", "none")

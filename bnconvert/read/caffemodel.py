@@ -13,19 +13,21 @@ import mmap
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 from google.protobuf.message import DecodeError, Message
 
 from .._proto import caffe_pb2
 from ..errors import CaffemodelFormatError, ParseError
 from .blob import BlobRef, scan_blob
-from .wire import LENGTH, Buffer, WireFormatError, iter_fields
+from .wire import LENGTH, VARINT, Buffer, WireFormatError, iter_fields
 
 __all__ = ["CaffemodelLayer", "Caffemodel", "read_caffemodel", "scan_caffemodel"]
 
 # NetParameter field numbers.
 _NET_LAYERS_V1, _NET_LAYER = 2, 100
 _NET_HEADER_FIELDS = {1, 3, 4, 5, 6, 7, 8}  # name, input, input_dim, force_backward, state, ...
+_LayerMessage = caffe_pb2.LayerParameter | caffe_pb2.V1LayerParameter
 # blobs field of LayerParameter (V2) and V1LayerParameter.
 _BLOBS = {False: 7, True: 6}
 
@@ -103,7 +105,7 @@ def read_caffemodel(path: str | os.PathLike[str]) -> Caffemodel:
 
 
 def _reject_text(name: str, buf: Buffer) -> None:
-    head = bytes(buf[:512])  # type: ignore[index]
+    head = bytes(buf[:512])
     printable = sum(1 for b in head if 32 <= b < 127 or b in (9, 10, 13))
     if printable == len(head) and b"{" in head or head.lstrip().startswith((b"name:", b"#")):
         raise ParseError(
@@ -126,7 +128,7 @@ def scan_caffemodel(buf: Buffer, name: str = "<buffer>") -> Caffemodel:
             if number in (_NET_LAYER, _NET_LAYERS_V1) and wire == LENGTH:
                 layers.append(_scan_layer(buf, a, b, v1=number == _NET_LAYERS_V1))
             elif number in _NET_HEADER_FIELDS:
-                header += buf[cursor:b]  # type: ignore[index]
+                header += buf[cursor:b]
             cursor = b
     except WireFormatError as exc:
         raise CaffemodelFormatError(name, exc.offset, exc.problem) from None
@@ -140,43 +142,70 @@ def scan_caffemodel(buf: Buffer, name: str = "<buffer>") -> Caffemodel:
 
 
 def _scan_layer(buf: Buffer, start: int, end: int, v1: bool) -> CaffemodelLayer:
+    """Blobs as spans; the other fields (in runs of consecutive bytes) decoded by protobuf."""
     blobs_field = _BLOBS[v1]
     blobs: list[BlobRef] = []
-    rest = bytearray()
-    cursor = start
+    runs: list[tuple[int, int]] = []
+    run_start = cursor = start
     for number, wire, a, b in iter_fields(buf, start, end):
         if number == blobs_field and wire == LENGTH:
+            if cursor > run_start:
+                runs.append((run_start, cursor))
             blobs.append(scan_blob(buf, a, b))
-        else:
-            rest += buf[cursor:b]  # type: ignore[index]
+            run_start = b
         cursor = b
+    if end > run_start:
+        runs.append((run_start, end))
+    raw = b"".join(buf[x:y] for x, y in runs)
     message_class = caffe_pb2.V1LayerParameter if v1 else caffe_pb2.LayerParameter
     try:
-        definition = message_class.FromString(bytes(rest))
+        definition = message_class.FromString(raw)
         problem = None
     except DecodeError as exc:
-        definition, problem = _wire_identity(bytes(rest), v1), f"parameters not decoded: {exc}"
-    layer_type: str | int = definition.type
-    return CaffemodelLayer(definition.name, layer_type, definition, tuple(blobs), start, v1,
+        definition, problem = _wire_identity(buf, runs, v1), f"parameters not decoded: {exc}"
+    _check_identity(definition, start, v1)
+    return CaffemodelLayer(definition.name, definition.type, definition, tuple(blobs), start, v1,
                            problem)
 
 
-def _wire_identity(raw: bytes, v1: bool) -> Message:
+def _check_identity(definition: Message, offset: int, v1: bool) -> None:
+    """Protobuf hands back ``bytes`` for a proto2 string that is not UTF-8; reject those."""
+    layer = cast(_LayerMessage, definition)
+    names: list[object] = [layer.name, *layer.bottom, *layer.top]
+    if not v1:
+        names.append(layer.type)
+    bad = next((n for n in names if not isinstance(n, str)), None)
+    if bad is not None:
+        raise WireFormatError(offset, f"layer name, type, bottom or top {bad!r} is not valid "
+                              "UTF-8")
+
+
+_IDENTITY_FIELDS = {False: {1: "name", 2: "type", 3: "bottom", 4: "top"},
+                    True: {4: "name", 5: "type", 2: "bottom", 3: "top"}}
+
+
+def _wire_identity(buf: Buffer, runs: list[tuple[int, int]], v1: bool) -> Message:
     """Name, type, bottoms and tops read field by field when the whole message won't decode."""
-    message = caffe_pb2.V1LayerParameter() if v1 else caffe_pb2.LayerParameter()
-    fields = ({4: "name", 5: "type", 2: "bottom", 3: "top"} if v1 else
-              {1: "name", 2: "type", 3: "bottom", 4: "top"})
-    for number, wire, a, b in iter_fields(raw, 0, len(raw)):
-        attr = fields.get(number)
-        if attr is None:
-            continue
-        if attr in ("bottom", "top") and wire == LENGTH:
-            getattr(message, attr).append(raw[a:b].decode("utf-8", "replace"))
-        elif attr == "type" and v1 and wire != LENGTH:
-            message.type = a  # type: ignore[attr-defined]
-        elif wire == LENGTH:
-            setattr(message, attr, raw[a:b].decode("utf-8", "replace"))
-    return message
+    fields = _IDENTITY_FIELDS[v1]
+    found: dict[str, list[str]] = {"name": [], "type": [], "bottom": [], "top": []}
+    v1_type = 0
+    for run_start, run_end in runs:
+        for number, wire, a, b in iter_fields(buf, run_start, run_end):
+            attr = fields.get(number)
+            if attr == "type" and v1:
+                if wire == VARINT and a in _V1_TYPE_VALUES:
+                    v1_type = a
+            elif attr is not None and wire == LENGTH:
+                found[attr].append(bytes(buf[a:b]).decode("utf-8", "replace"))
+    name = found["name"][-1] if found["name"] else ""  # the last one wins, as in protobuf
+    if v1:
+        return caffe_pb2.V1LayerParameter(name=name, type=cast(Any, v1_type),
+                                          bottom=found["bottom"], top=found["top"])
+    return caffe_pb2.LayerParameter(name=name, type=found["type"][-1] if found["type"] else "",
+                                    bottom=found["bottom"], top=found["top"])
+
+
+_V1_TYPE_VALUES = frozenset(caffe_pb2.V1LayerParameter.LayerType.values())
 
 
 def caffemodel_path_kind(path: str | os.PathLike[str]) -> str:

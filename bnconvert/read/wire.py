@@ -8,7 +8,7 @@ Every fault raises ``WireFormatError`` with the byte offset where it was found.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Protocol, overload
 
 __all__ = ["WireFormatError", "Buffer", "read_varint", "iter_fields", "VARINT", "FIXED64",
            "LENGTH", "FIXED32"]
@@ -22,7 +22,10 @@ _MAX_VARINT_BYTES = 10
 class Buffer(Protocol):
     """Anything indexable by int (giving a byte) and by slice (giving bytes-like)."""
 
-    def __getitem__(self, key: int) -> int: ...  # pragma: no cover - protocol
+    @overload
+    def __getitem__(self, key: int, /) -> int: ...  # pragma: no cover - protocol
+    @overload
+    def __getitem__(self, key: slice, /) -> bytes | bytearray | memoryview: ...  # pragma: no cover
     def __len__(self) -> int: ...  # pragma: no cover - protocol
 
 
@@ -37,9 +40,15 @@ class WireFormatError(Exception):
 def read_varint(buf: Buffer, pos: int, end: int) -> tuple[int, int]:
     """Decode one base-128 varint at ``pos``; return ``(value, next_pos)``.
 
+    Like protobuf, a varint is at most 10 bytes and its value is taken modulo 2**64.
+
     Raises:
         WireFormatError: the varint runs past ``end`` or is longer than 10 bytes.
     """
+    if pos < end:
+        byte = buf[pos]
+        if byte < 0x80:  # the common one-byte case
+            return byte, pos + 1
     result = 0
     shift = 0
     start = pos
@@ -61,8 +70,8 @@ def iter_fields(buf: Buffer, start: int, end: int) -> Iterator[tuple[int, int, i
 
     For VARINT fields ``a`` is the value; for LENGTH, FIXED32 and FIXED64 fields ``(a, b)`` is
     the payload's span in ``buf``. In every case ``b`` is where the field ends, so a field's raw
-    bytes run from the previous field's ``b`` (or ``start``) to its own ``b``. Groups are not used by Caffe's schema
-    and are rejected.
+    bytes run from the previous field's ``b`` (or ``start``) to its own ``b``. Payloads are never
+    read, only skipped. Groups are not used by Caffe's schema and are rejected.
 
     Raises:
         WireFormatError: bad tag, field number 0, unsupported wire type, or a payload that runs
@@ -71,17 +80,20 @@ def iter_fields(buf: Buffer, start: int, end: int) -> Iterator[tuple[int, int, i
     pos = start
     while pos < end:
         tag_pos = pos
-        tag, pos = read_varint(buf, pos, end)
+        tag = buf[pos]
+        if tag < 0x80:
+            pos += 1
+        else:
+            tag, pos = read_varint(buf, pos, end)
         field, wire = tag >> 3, tag & 7
         if field == 0:
             raise WireFormatError(tag_pos, "field number 0 is invalid")
-        if wire == VARINT:
+        if wire == LENGTH:
+            size, pos = read_varint(buf, pos, end)
+        elif wire == VARINT:
             value, pos = read_varint(buf, pos, end)
             yield field, wire, value, pos
             continue
-        if wire == LENGTH:
-            length, pos = read_varint(buf, pos, end)
-            size = length
         elif wire == FIXED32:
             size = 4
         elif wire == FIXED64:
