@@ -408,12 +408,8 @@ def test_large_mean_to_std_ratios_pass_despite_pytorchs_folded_arithmetic(tmp_pa
     assert verify_file(None, model, tmp_path / "bn.pt").passed
 
 
-# --- found while verifying: a bug in the .pt writer (bnconvert/write/pt.py), not fixed here ----
+# --- the .pt writer keeps num_batches_tracked 0-d, as nn.BatchNorm*d saves it ----
 
-@pytest.mark.xfail(strict=True, reason="write/pt.py: np.ascontiguousarray turns the 0-d "
-                   "num_batches_tracked into shape (1,); torch's load_state_dict tolerates it "
-                   "(legacy 1-element -> 0-d rule), so verify passes, but the file is not what "
-                   "nn.BatchNorm*d saves (.safetensors is right)")
 def test_pt_num_batches_tracked_has_the_shape_nn_batchnorm_saves(tmp_path):
     output = _convert("bn_only", tmp_path / "bn.pt")
     saved = torch.load(output, weights_only=True)["bn1.num_batches_tracked"]

@@ -24,7 +24,7 @@ def to_state_dict(records: Sequence[FoldedBatchNorm], prefix: str = "",
         >>> torch.nn.BatchNorm2d(64, eps=records[0].eps).load_state_dict(
         ...     {k.split(".", 1)[1]: v for k, v in sd.items() if k.startswith("bn_conv1.")})
     """
-    return {key: torch.from_numpy(np.ascontiguousarray(value).copy())
+    return {key: torch.from_numpy(np.array(value, copy=True, order="C"))
             for key, value in state_dict_arrays(records, prefix, dtype).items()}
 
 
