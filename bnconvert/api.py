@@ -39,22 +39,27 @@ def analyze(net: Net) -> ChainAnalysis:
     return pair_batch_norm_chains(net)
 
 
-def fold_net(net: Net, *, affine: bool = False, strict: bool = False) -> list[FoldedBatchNorm]:
+def fold_net(net: Net, *, affine: bool = False, strict: bool = False,
+             flavour: str | None = None, clamp_eps: bool = False) -> list[FoldedBatchNorm]:
     """Fold every BatchNorm chain of ``net`` into a ``FoldedBatchNorm``.
+
+    Args:
+        flavour: override the detected BN flavour (``bvlc``, ``nvcaffe``, ``intel``, ``segnet``,
+            ``yjxiong``) of every BN-like layer.
+        clamp_eps: raise PSPNet/yjxiong eps to at least 1e-5 (that fork's cuDNN builds do).
 
     Raises:
         UnsupportedLayerError: chains with layers that cannot be folded (all listed at once).
         BnConvertError: missing or malformed blobs, bad values (see ``fold_batch_norm_chain``).
     """
-    analysis = pair_batch_norm_chains(net)
+    analysis = pair_batch_norm_chains(net, flavour)
     problems = [p for chain in analysis.chains for p in chain.problems]
     if problems:
-        raise UnsupportedLayerError(f"{net.describe()}: {len(problems)} layer(s) inside BatchNorm "
-                                    f"chains cannot be folded: {'; '.join(problems)}")
+        raise UnsupportedLayerError(f"{net.describe()}: cannot convert: {'; '.join(problems)}")
     if not analysis.chains:
         raise BnConvertError(f"{net.describe()}: no BatchNorm layers found in the TEST-phase net; "
                              "nothing to convert")
-    options = FoldOptions(affine=affine, strict=strict)
+    options = FoldOptions(affine=affine, strict=strict, clamp_eps=clamp_eps)
     records = [fold_batch_norm_chain(net, chain, options) for chain in analysis.chains]
     _check_unique_keys(net, records)
     return records
@@ -70,7 +75,8 @@ def _check_unique_keys(net: Net, records: Sequence[FoldedBatchNorm]) -> None:
 
 
 def load_batch_norms(prototxt: PathLike | None, caffemodel: PathLike, *, affine: bool = False,
-                     strict: bool = False) -> list[FoldedBatchNorm]:
+                     strict: bool = False, flavour: str | None = None,
+                     clamp_eps: bool = False) -> list[FoldedBatchNorm]:
     """Read a Caffe net and return Caffe's effective BN parameters, one record per BatchNorm.
 
     Args:
@@ -78,6 +84,7 @@ def load_batch_norms(prototxt: PathLike | None, caffemodel: PathLike, *, affine:
         caffemodel: the trained weights.
         affine: give BatchNorms without a Scale weight 1 / bias 0 instead of no weight/bias.
         strict: fail on ``use_global_stats: false`` instead of warning.
+        flavour, clamp_eps: see ``fold_net``.
 
     Raises:
         BnConvertError: any problem with the inputs, with file, layer and what to do.
@@ -86,7 +93,8 @@ def load_batch_norms(prototxt: PathLike | None, caffemodel: PathLike, *, affine:
         >>> records = load_batch_norms("deploy.prototxt", "model.caffemodel")  # doctest: +SKIP
         >>> records[0].key, records[0].running_var[:2]  # doctest: +SKIP
     """
-    return fold_net(load_net(prototxt, caffemodel), affine=affine, strict=strict)
+    return fold_net(load_net(prototxt, caffemodel), affine=affine, strict=strict,
+                    flavour=flavour, clamp_eps=clamp_eps)
 
 
 def to_state_dict(records: Sequence[FoldedBatchNorm], *, prefix: str = "",
@@ -132,11 +140,13 @@ def _write_all(stream: BinaryIO, content: bytes) -> None:
 
 def convert(prototxt: PathLike | None, caffemodel: PathLike, output: PathLike, *,
             fmt: str | None = None, affine: bool = False, strict: bool = False,
+            flavour: str | None = None, clamp_eps: bool = False,
             options: WriteOptions = WriteOptions(),
             manifest: PathLike | bool = True) -> list[FoldedBatchNorm]:
     """Read, fold and write in one call; every check runs before a byte is written."""
     writer_for(Path(output), fmt)  # an unknown format fails before reading anything
-    records = load_batch_norms(prototxt, caffemodel, affine=affine, strict=strict)
+    records = load_batch_norms(prototxt, caffemodel, affine=affine, strict=strict,
+                               flavour=flavour, clamp_eps=clamp_eps)
     sources = {"prototxt": str(prototxt) if prototxt else None, "caffemodel": str(caffemodel)}
     save(records, output, fmt=fmt, options=options, manifest=manifest, sources=sources)
     return records

@@ -46,6 +46,10 @@ def _split_files(files: tuple[Path, ...], need_model: bool) -> tuple[Path | None
     raise click.UsageError("expected [PROTOTXT] CAFFEMODEL (one or two files)")
 
 
+_FLAVOR = click.option(
+    "--flavor", type=click.Choice(["bvlc", "nvcaffe", "intel", "segnet", "yjxiong"]),
+    help="Which Caffe's BN layers these are, when the files are ambiguous (default: detected "
+         "from layer type, parameters and blobs).")
 _FILES = click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 
 
@@ -78,11 +82,14 @@ def main() -> None:
 @click.option("--cudnn", is_flag=True,
               help="Torch7: cudnn.BatchNormalization accepts affine modules only; write "
                    "BatchNorms without a Scale as weight 1 / bias 0 (implies --affine).")
+@_FLAVOR
+@click.option("--clamp-eps", is_flag=True,
+              help="PSPNet/yjxiong BN: raise eps to 1e-5 as that fork's cuDNN builds do.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @_one_line_errors
 def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool, strict: bool,
             prefix: str, dtype: str, manifest: Path | None, no_manifest: bool, t7_layout: str,
-            cudnn: bool, quiet: bool) -> None:
+            cudnn: bool, flavor: str | None, clamp_eps: bool, quiet: bool) -> None:
     """Convert [PROTOTXT] CAFFEMODEL into OUTPUT (the prototxt is optional: a caffemodel
     carries its layer definitions)."""
     from .api import convert as run
@@ -92,7 +99,8 @@ def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool
     assert caffemodel is not None
     options = WriteOptions(dtype=dtype, prefix=prefix, t7_layout=t7_layout)
     records = run(prototxt, caffemodel, output, fmt=fmt, affine=affine or cudnn, strict=strict,
-                  options=options, manifest=False if no_manifest else (manifest or True))
+                  flavour=flavor, clamp_eps=clamp_eps, options=options,
+                  manifest=False if no_manifest else (manifest or True))
     for record in records:
         for warning in record.warnings:
             click.echo(f"bnconvert: warning: {warning}", err=True)
@@ -105,14 +113,15 @@ def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool
 @main.command()
 @_FILES
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_FLAVOR
 @_one_line_errors
-def inspect(files: tuple[Path, ...], as_json: bool) -> None:
+def inspect(files: tuple[Path, ...], as_json: bool, flavor: str | None) -> None:
     """Show the BatchNorm chains of [PROTOTXT] [CAFFEMODEL] (either or both)."""
     from .inspect import inspect_net
     from .read.net import load_net
 
     prototxt, caffemodel = _split_files(files, need_model=False)
-    report = inspect_net(load_net(prototxt, caffemodel))
+    report = inspect_net(load_net(prototxt, caffemodel), flavor)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
         return

@@ -25,7 +25,7 @@ def format_inspect(report: InspectReport) -> str:
     for c in report.chains:
         layers = " -> ".join(n for n in (c.batch_norm, c.scale, c.bias) if n)
         rows.append([c.key, layers, c.flavour, _value(c.channels), _value(c.rank),
-                     f"{c.eps:.6g}", _value(c.scale_factor, "{:.6g}"),
+                     _value(c.eps, "{:.6g}"), _value(c.scale_factor, "{:.6g}"),
                      "yes" if c.affine else "no", "yes" if c.convertible else "NO"])
     out = [f"{', '.join(report.files)}: {len(report.chains)} BatchNorm chain(s)"]
     if rows:

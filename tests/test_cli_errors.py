@@ -110,8 +110,9 @@ def model_with(tmp_path: Path, bn_blobs=None, scale_gamma=None, param: str = "")
 def test_batch_norm_with_two_blobs(tmp_path: Path, out: Path) -> None:
     model = model_with(tmp_path, bn_blobs=[blob([1, 2, 3]), blob([1, 1, 1])])
     assert_fails(["convert", str(model), "-o", str(out)], out,
-                 f"{model}: layer 'bn1' (BatchNorm) has 2 blobs, expected 3 (mean accumulator, "
-                 "variance accumulator, scale factor)")
+                 f"{model}: cannot convert: layer 'bn1' (BatchNorm) has 2 blobs ([3], [3]): no "
+                 "known BatchNorm layout (BVLC: 3 blobs; NVIDIA: 3 or 5; Intel: 4 or 5); if you "
+                 "know its origin, pass --flavor bvlc|nvcaffe|intel|segnet|yjxiong")
 
 
 @pytest.mark.parametrize("value,kind", [(float("nan"), "NaN"), (float("inf"), "Inf")])

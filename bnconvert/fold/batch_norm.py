@@ -3,9 +3,11 @@ check them, and apply the pure formulas of ``numeric``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from ..errors import BlobError, MissingLayerError, NumericError
+from ..errors import BlobError, MissingLayerError, NumericError, UnsupportedLayerError
 from ..naming import key_for_layer_name
 from ..read.blob import BlobRef
 from ..read.net import Layer, Net
@@ -14,10 +16,12 @@ from .chains import BatchNormChain
 from .numeric import fold_affine, fold_running_stats, identity_affine
 from .options import FoldOptions
 
-__all__ = ["fold_batch_norm_chain", "expect_blobs", "batch_norm_eps", "uses_global_stats"]
+__all__ = ["fold_batch_norm_chain", "expect_blobs", "batch_norm_eps", "uses_global_stats",
+           "per_channel", "check_stats", "make_record", "batch_statistics_warning", "folds",
+           "where", "FOLDERS"]
 
 
-def _where(net: Net, layer: Layer) -> str:
+def where(net: Net, layer: Layer) -> str:
     return f"{net.caffemodel or net.describe()}: layer {layer.name!r} ({layer.type})"
 
 
@@ -30,28 +34,30 @@ def expect_blobs(net: Net, layer: Layer, count: int, meaning: str) -> tuple[Blob
     """
     if layer.blobs is None:
         raise MissingLayerError(
-            f"{_where(net, layer)} has no weights in the caffemodel; its {meaning} are needed "
+            f"{where(net, layer)} has no weights in the caffemodel; its {meaning} are needed "
             "(is the caffemodel from the same net as the prototxt?)")
     if len(layer.blobs) != count:
-        raise BlobError(f"{_where(net, layer)} has {len(layer.blobs)} blobs, expected {count} "
+        raise BlobError(f"{where(net, layer)} has {len(layer.blobs)} blobs, expected {count} "
                         f"({meaning})")
     return layer.blobs
 
 
-def _vector(net: Net, layer: Layer, blob: BlobRef, what: str, channels: int | None) -> np.ndarray:
+def per_channel(net: Net, layer: Layer, blob: BlobRef, what: str,
+                channels: int | None) -> np.ndarray:
+    """A blob as a checked (C,) float32 vector: per-channel shape, channel count, finite."""
     values = blob.values()
     shape = blob.shape
     squeezed = tuple(d for d in shape if d != 1) or ((1,) if shape else ())
     if len(squeezed) > 1:
-        raise BlobError(f"{_where(net, layer)}: {what} blob has shape {list(shape)}, "
+        raise BlobError(f"{where(net, layer)}: {what} blob has shape {list(shape)}, "
                         "expected a per-channel vector")
     if channels is not None and values.size != channels:
-        raise BlobError(f"{_where(net, layer)}: {what} has {values.size} channels, "
+        raise BlobError(f"{where(net, layer)}: {what} has {values.size} channels, "
                         f"expected {channels} (as the BatchNorm)")
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         kind = "NaN" if np.isnan(values[bad[0]]) else "Inf"
-        raise NumericError(f"{_where(net, layer)}: {what} holds {kind} at channel {bad[0]} "
+        raise NumericError(f"{where(net, layer)}: {what} holds {kind} at channel {bad[0]} "
                            f"({bad.size} non-finite values); the model is corrupt or diverged")
     return values
 
@@ -70,55 +76,102 @@ def uses_global_stats(layer: Layer) -> bool:
     return True
 
 
+Folder = Callable[[Net, BatchNormChain, FoldOptions], FoldedBatchNorm]
+#: flavour id -> fold function (forks register theirs in ``fold.forks``)
+FOLDERS: dict[str, Folder] = {}
+
+
+def folds(*flavours: str) -> Callable[[Folder], Folder]:
+    """Register a fold function for flavour ids (each at most once)."""
+
+    def decorate(fn: Folder) -> Folder:
+        for flavour in flavours:
+            if flavour in FOLDERS:
+                raise RuntimeError(f"flavour {flavour!r} registered twice")
+            FOLDERS[flavour] = fn
+        return fn
+
+    return decorate
+
+
 def fold_batch_norm_chain(net: Net, chain: BatchNormChain,
                           options: FoldOptions = FoldOptions()) -> FoldedBatchNorm:
-    """Caffe's effective TEST-phase parameters of one BatchNorm chain.
+    """Caffe's (or the fork's) effective TEST-phase parameters of one BN chain.
 
     Raises:
         MissingLayerError, BlobError: missing weights, wrong blob count or shapes.
         NumericError: NaN/Inf, negative variance, eps <= 0, or (strict) batch statistics.
+        UnsupportedLayerError: a flavour bnconvert cannot convert.
     """
+    from . import forks  # noqa: F401  (registers the forks' fold functions)
+
+    folder = FOLDERS.get(chain.flavour)
+    if folder is None:
+        raise UnsupportedLayerError(f"{where(net, chain.batch_norm)}: cannot convert a "
+                                    f"{chain.flavour} BN layer")
+    return folder(net, chain, options)
+
+
+@folds("bvlc")
+def fold_bvlc(net: Net, chain: BatchNormChain, options: FoldOptions) -> FoldedBatchNorm:
+    """BVLC BatchNorm (+ Scale + Bias): running stats divided by the scale factor."""
     bn = chain.batch_norm
     mean_blob, var_blob, factor_blob = expect_blobs(
         net, bn, 3, "mean accumulator, variance accumulator, scale factor")
-    mean_acc = _vector(net, bn, mean_blob, "mean (blob 0)", None)
+    mean_acc = per_channel(net, bn, mean_blob, "mean (blob 0)", None)
     channels = mean_acc.size
-    var_acc = _vector(net, bn, var_blob, "variance (blob 1)", channels)
-    factor = _vector(net, bn, factor_blob, "scale factor (blob 2)", 1)[0]
+    var_acc = per_channel(net, bn, var_blob, "variance (blob 1)", channels)
+    factor = per_channel(net, bn, factor_blob, "scale factor (blob 2)", 1)[0]
     mean, var = fold_running_stats(mean_acc, var_acc, float(factor))
     eps = batch_norm_eps(bn)
     warnings = list(chain.notes)
-    _check_stats(net, bn, var, eps)
+    check_stats(net, bn, var, eps)
     if factor == 0:
         warnings.append(f"{bn.name}: scale factor is 0, so Caffe ignores the stored statistics "
                         "(mean 0, variance 0); converted the same way")
     global_stats = uses_global_stats(bn)
     if not global_stats:
-        message = (f"{bn.name}: use_global_stats is false, so Caffe normalizes with each batch's "
-                   "own statistics even in TEST; the stored running statistics were converted, "
-                   "and eval-mode PyTorch will not match Caffe")
-        if options.strict:
-            raise NumericError(f"{_where(net, bn)}: {message.split(': ', 1)[1]} (--strict)")
-        warnings.append(message)
+        warnings.append(batch_statistics_warning(net, bn, options, "use_global_stats is false"))
     weight, bias = _affine(net, chain, channels, options)
+    return make_record(chain, channels, eps, mean, var, weight, bias, "bvlc", warnings,
+                       scale_factor=float(factor), use_global_stats=global_stats)
+
+
+def batch_statistics_warning(net: Net, bn: Layer, options: FoldOptions, why: str) -> str:
+    """The warning for a layer that normalizes with batch statistics in TEST (an error under
+    ``strict``)."""
+    message = (f"{why}, so Caffe normalizes with each batch's own statistics even in TEST; "
+               "the stored parameters were converted, and eval-mode PyTorch will not match Caffe")
+    if options.strict:
+        raise NumericError(f"{where(net, bn)}: {message} (--strict)")
+    return f"{bn.name}: {message}"
+
+
+def make_record(chain: BatchNormChain, channels: int, eps: float, mean: np.ndarray,
+                var: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None,
+                flavour: str, warnings: list[str], scale_factor: float | None = None,
+                use_global_stats: bool = True) -> FoldedBatchNorm:
+    """The frozen canonical record of one chain (arrays copied to read-only float32)."""
+    bn = chain.batch_norm
     return FoldedBatchNorm(
         key=key_for_layer_name(bn.name),
         layers=ChainLayers(bn.name, chain.scale.name if chain.scale else None,
                            chain.bias.name if chain.bias else None, bn.type),
-        channels=channels, rank=chain.rank, eps=eps, running_mean=_frozen(mean),
-        running_var=_frozen(var), weight=_frozen_optional(weight), bias=_frozen_optional(bias),
-        scale_factor=float(factor), use_global_stats=global_stats, flavour="bvlc",
+        channels=channels, rank=chain.rank, eps=eps, running_mean=frozen(mean),
+        running_var=frozen(var), weight=frozen_optional(weight), bias=frozen_optional(bias),
+        scale_factor=scale_factor, use_global_stats=use_global_stats, flavour=flavour,
         warnings=tuple(warnings))
 
 
-def _check_stats(net: Net, bn: Layer, var: np.ndarray, eps: float) -> None:
+def check_stats(net: Net, bn: Layer, var: np.ndarray, eps: float) -> None:
+    """Variance must be >= 0 and eps > 0 (PyTorch adds eps to the variance)."""
     negative = np.flatnonzero(var < 0)
     if negative.size:
-        raise NumericError(f"{_where(net, bn)}: variance is negative at channel {negative[0]} "
+        raise NumericError(f"{where(net, bn)}: variance is negative at channel {negative[0]} "
                            f"({var[negative[0]]:.6g}); a variance must be >= 0, the model is "
                            "corrupt")
     if not eps > 0:
-        raise NumericError(f"{_where(net, bn)}: eps is {eps:g}; PyTorch's BatchNorm needs "
+        raise NumericError(f"{where(net, bn)}: eps is {eps:g}; PyTorch's BatchNorm needs "
                            "eps > 0 (it is added to the variance before the square root)")
 
 
@@ -130,22 +183,22 @@ def _affine(net: Net, chain: BatchNormChain, channels: int,
         with_bias = bool(scale.param_or_default("scale_param").bias_term)  # type: ignore[union-attr]
         blobs = expect_blobs(net, scale, 2 if with_bias else 1,
                              "gamma, beta" if with_bias else "gamma (bias_term: false)")
-        gamma = _vector(net, scale, blobs[0], "gamma (blob 0)", channels)
+        gamma = per_channel(net, scale, blobs[0], "gamma (blob 0)", channels)
         if with_bias:
-            beta = _vector(net, scale, blobs[1], "beta (blob 1)", channels)
+            beta = per_channel(net, scale, blobs[1], "beta (blob 1)", channels)
     if chain.bias is not None:
         (bias_blob,) = expect_blobs(net, chain.bias, 1, "bias")
-        extra = _vector(net, chain.bias, bias_blob, "bias (blob 0)", channels)
+        extra = per_channel(net, chain.bias, bias_blob, "bias (blob 0)", channels)
     if chain.scale is None and chain.bias is None:
         return identity_affine(channels) if options.affine else (None, None)
     return fold_affine(gamma, beta, extra, channels)
 
 
-def _frozen_optional(array: np.ndarray | None) -> np.ndarray | None:
-    return None if array is None else _frozen(array)
+def frozen_optional(array: np.ndarray | None) -> np.ndarray | None:
+    return None if array is None else frozen(array)
 
 
-def _frozen(array: np.ndarray) -> np.ndarray:
+def frozen(array: np.ndarray) -> np.ndarray:
     out = np.array(array, dtype=np.float32, copy=True)
     out.flags.writeable = False
     return out

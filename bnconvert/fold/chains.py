@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from ..errors import UnsupportedLayerError
 from ..read.net import Layer, Net
+from .flavours import BN_LIKE_TYPES, detect_flavour, has_fused_affine
 from .ranks import infer_blob_ranks
 
-__all__ = ["BatchNormChain", "ChainAnalysis", "pair_batch_norm_chains", "BATCH_NORM_TYPES"]
-
-BATCH_NORM_TYPES = frozenset({"BatchNorm"})
+__all__ = ["BatchNormChain", "ChainAnalysis", "pair_batch_norm_chains"]
 _Version = tuple[str, int]  # (blob name, index of the writing layer; -1 = net input)
 
 
@@ -25,6 +25,8 @@ class BatchNormChain:
     """A BatchNorm and the layers folded into it.
 
     Attributes:
+        flavour: the BN implementation (``fold.flavours``), ``"unrecognized"`` when its blobs fit
+            no known layout (``problems`` says why).
         rank: rank of the BatchNorm's input blob, None if the net does not tell.
         notes: why a neighbouring layer was not folded (information, not an error).
         problems: layers inside the chain that cannot be folded; converting fails on them.
@@ -34,6 +36,7 @@ class BatchNormChain:
     scale: Layer | None
     bias: Layer | None
     rank: int | None
+    flavour: str = "bvlc"
     notes: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
 
@@ -108,8 +111,11 @@ def _follow(graph: _Graph, head: Layer, wanted: str, param: str, rank: int | Non
     return reader
 
 
-def pair_batch_norm_chains(net: Net) -> ChainAnalysis:
-    """Find every BatchNorm → Scale → Bias chain of ``net``.
+def pair_batch_norm_chains(net: Net, flavour: str | None = None) -> ChainAnalysis:
+    """Find every BatchNorm → Scale → Bias chain of ``net`` (and every fork BN layer).
+
+    Args:
+        flavour: a ``--flavor`` override for every BN-like layer.
 
     Returns:
         The chains in net order and the standalone Scale/Bias layers.
@@ -123,17 +129,23 @@ def pair_batch_norm_chains(net: Net) -> ChainAnalysis:
     chains: list[BatchNormChain] = []
     claimed: set[int] = set()
     for layer in net.layers:
-        if layer.type not in BATCH_NORM_TYPES:
+        if layer.type not in BN_LIKE_TYPES:
             continue
         inputs = graph.inputs[layer.index]
         rank = ranks.get(inputs[0]) if inputs else None
         notes: list[str] = []
         problems: list[str] = []
-        scale = _follow(graph, layer, "Scale", "scale_param", rank, notes, problems)
-        bias = None
+        try:
+            kind = detect_flavour(layer, flavour)
+        except UnsupportedLayerError as exc:
+            kind = "unrecognized"
+            problems.append(str(exc))
+        scale = bias = None
+        if kind != "unrecognized" and not has_fused_affine(layer, kind):
+            scale = _follow(graph, layer, "Scale", "scale_param", rank, notes, problems)
         if scale is not None:
             bias = _follow(graph, scale, "Bias", "bias_param", rank, notes, problems)
-        chain = BatchNormChain(layer, scale, bias, rank, tuple(notes), tuple(problems))
+        chain = BatchNormChain(layer, scale, bias, rank, kind, tuple(notes), tuple(problems))
         claimed.update(x.index for x in chain.layers())
         chains.append(chain)
     standalone = tuple(x for x in net.layers

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["scale_factor_multiplier", "fold_running_stats", "fold_affine", "identity_affine"]
+__all__ = ["scale_factor_multiplier", "fold_running_stats", "fold_affine", "identity_affine",
+           "unit_variance_for", "clamp_eps"]
 
 
 def scale_factor_multiplier(factor: float) -> np.float32:
@@ -75,3 +76,26 @@ def fold_affine(gamma: np.ndarray | None, beta: np.ndarray | None,
 def identity_affine(channels: int) -> tuple[np.ndarray, np.ndarray]:
     """Weight 1 and bias 0: what a non-affine BN computes, for loaders needing affine modules."""
     return np.ones(channels, np.float32), np.zeros(channels, np.float32)
+
+
+def unit_variance_for(eps: float) -> np.float32:
+    """A running variance ``v`` with ``float32(v + eps) == 1`` exactly, so that a BN computes
+    ``x * weight + bias`` (how a pure scale-and-shift is expressed as a BatchNorm).
+
+    Example:
+        >>> float(unit_variance_for(1e-5) + np.float32(1e-5))
+        1.0
+    """
+    e = np.float32(eps)
+    v = np.float32(1) - e
+    for _ in range(4):  # nudge by one ulp until the float32 sum is exactly 1
+        total = np.float32(v + e)
+        if total == 1:
+            return v
+        v = np.nextafter(v, np.float32(0) if total > 1 else np.float32(2), dtype=np.float32)
+    raise ArithmeticError(f"no float32 variance makes var + {eps} exactly 1")
+
+
+def clamp_eps(eps: float, floor: float = 1e-5) -> float:
+    """``max(eps, floor)`` in float32, as cuDNN-backed forks do (CUDNN_BN_MIN_EPSILON)."""
+    return float(max(np.float32(eps), np.float32(floor)))

@@ -13,8 +13,10 @@ class FoldOptions:
     affine: give non-affine BNs weight 1 / bias 0 (for loaders requiring affine modules,
         e.g. cudnn's Torch7 BatchNormalization).
     strict: turn warnings that mean "PyTorch will not compute what Caffe computed"
-        (``use_global_stats: false``) into errors.
+        (``use_global_stats: false``, SegNet's LEARN mode) into errors.
+    clamp_eps: raise PSPNet/yjxiong eps to 1e-5, as that fork's cuDNN builds do.
     """
 
     affine: bool = False
     strict: bool = False
+    clamp_eps: bool = False

@@ -56,6 +56,16 @@ def _data(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
     return ranks if not bottoms else _same(layer, bottoms)
 
 
+@_rule("Convolution", "Deconvolution")
+def _convolution(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
+    """Rank of the input; when the net does not tell (a caffemodel alone), the rank of the
+    weights, which is that of the data: (out, in, k1, ..., kn)."""
+    rank = bottoms[0] if bottoms else None
+    if rank is None and layer.blobs:
+        rank = len(layer.blobs[0].shape)
+    return _tops(layer, rank)
+
+
 @_rule("InnerProduct")
 def _inner_product(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
     axis = layer.params.inner_product_param.axis  # type: ignore[attr-defined]

@@ -8,13 +8,16 @@ no stages). A caffemodel alone also defines a net: the layers it stores, in orde
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from google.protobuf.message import Message
 
 from .._proto import caffe_pb2
 from .blob import BlobRef
 from .caffemodel import Caffemodel, read_caffemodel
+from .fork_params import binary_fork_params, flatten_extras
 from .v1_types import v1_type_name
 
 __all__ = ["Layer", "Net", "load_net", "net_from_parts"]
@@ -31,6 +34,8 @@ class Layer:
         params: the ``LayerParameter`` (or ``V1LayerParameter``) with every known field.
         blobs: the weights copied from the caffemodel, or None when the caffemodel has no layer
             of this name (or no caffemodel was given).
+        extras: fields of Caffe forks that BVLC's schema does not know, e.g.
+            ``{"bn_param": {"bn_mode": "INFERENCE"}}`` (see ``fork_params``).
     """
 
     index: int
@@ -40,6 +45,7 @@ class Layer:
     tops: tuple[str, ...]
     params: Message
     blobs: tuple[BlobRef, ...] | None
+    extras: Mapping[str, Any] = field(default_factory=dict)
 
     def param(self, field: str) -> Message | None:
         """The ``<field>`` sub-message (e.g. ``"batch_norm_param"``) if the layer sets it."""
@@ -119,6 +125,7 @@ def net_from_parts(parsed: object | None, model: Caffemodel | None,
         definition = parsed.net  # type: ignore[attr-defined]
         messages = _test_phase(definition)
         v1_strings = getattr(parsed, "v1_type_strings", {}) or {}
+        layer_extras = getattr(parsed, "layer_extras", {}) or {}
         unknown = tuple(getattr(parsed, "unknown", ()))
         source = getattr(parsed, "source", "net")
     else:
@@ -126,6 +133,7 @@ def net_from_parts(parsed: object | None, model: Caffemodel | None,
         definition = model.header
         messages = [(layer.definition, None) for layer in model.layers]  # type: ignore[misc]
         v1_strings, unknown, source = {}, (), "caffemodel"
+        layer_extras = {}
     weights = model.by_name() if model is not None else {}
     layers = []
     for index, (message, original_index) in enumerate(messages):
@@ -133,12 +141,21 @@ def net_from_parts(parsed: object | None, model: Caffemodel | None,
         stored = weights.get(name)
         blobs = stored.blobs if stored is not None and stored.blobs else None
         layers.append(Layer(index, name, _type_of(message, original_index, v1_strings),
-                            tuple(message.bottom), tuple(message.top), message, blobs))
+                            tuple(message.bottom), tuple(message.top), message, blobs,
+                            _extras(message, original_index, layer_extras)))
     missing = tuple(layer.name for layer in layers if layer.blobs is None) if model else ()
     names = {layer.name for layer in layers}
     unused = tuple(n for n, layer in weights.items() if n not in names and layer.blobs)
     return Net(definition.name, tuple(layers), _header_inputs(definition), prototxt_path,
                model.path if model else None, unknown, missing, unused, source)
+
+
+def _extras(message: Message, original_index: int | None,
+            layer_extras: Mapping[int, Mapping[str, list[Any]]]) -> dict[str, Any]:
+    if original_index is None:  # a layer definition stored in a caffemodel
+        return binary_fork_params(message)
+    text = layer_extras.get(original_index)
+    return flatten_extras(text) if text else {}
 
 
 def _type_of(message: Message, original_index: int | None, v1_strings: dict) -> str:
