@@ -28,6 +28,7 @@ from .text_tokens import (
     message_spec,
     unquote,
 )
+from .v1_types import V1_TO_V2_TYPE
 
 __all__ = ["TextParser", "Frame", "Skipped", "SKIPPING", "LAYER_FIELDS"]
 
@@ -36,21 +37,7 @@ LAYER_FIELDS = ("layer", "layers")
 _CLOSERS = {"{": "}", "<": ">"}
 SKIPPING: FieldSpec = object()  # type: ignore[assignment]  # inside a skipped block
 #: Caffe's UpgradeV1LayerType names, so ``type: "InnerProduct"`` finds INNER_PRODUCT.
-_V1_BY_LAYER_NAME = {
-    "AbsVal": "ABSVAL", "Accuracy": "ACCURACY", "ArgMax": "ARGMAX", "BNLL": "BNLL",
-    "Concat": "CONCAT", "ContrastiveLoss": "CONTRASTIVE_LOSS", "Convolution": "CONVOLUTION",
-    "Deconvolution": "DECONVOLUTION", "Data": "DATA", "Dropout": "DROPOUT",
-    "DummyData": "DUMMY_DATA", "EuclideanLoss": "EUCLIDEAN_LOSS", "Eltwise": "ELTWISE",
-    "Exp": "EXP", "Flatten": "FLATTEN", "HDF5Data": "HDF5_DATA", "HDF5Output": "HDF5_OUTPUT",
-    "HingeLoss": "HINGE_LOSS", "Im2col": "IM2COL", "ImageData": "IMAGE_DATA",
-    "InfogainLoss": "INFOGAIN_LOSS", "InnerProduct": "INNER_PRODUCT", "LRN": "LRN",
-    "MemoryData": "MEMORY_DATA", "MultinomialLogisticLoss": "MULTINOMIAL_LOGISTIC_LOSS",
-    "MVN": "MVN", "Pooling": "POOLING", "Power": "POWER", "ReLU": "RELU",
-    "Sigmoid": "SIGMOID", "SigmoidCrossEntropyLoss": "SIGMOID_CROSS_ENTROPY_LOSS",
-    "Silence": "SILENCE", "Softmax": "SOFTMAX", "SoftmaxWithLoss": "SOFTMAX_LOSS",
-    "Split": "SPLIT", "Slice": "SLICE", "TanH": "TANH", "WindowData": "WINDOW_DATA",
-    "Threshold": "THRESHOLD",
-}  # fmt: skip
+_V1_BY_LAYER_NAME = {v2: v1 for v1, v2 in V1_TO_V2_TYPE.items() if v2}
 
 
 class Frame:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from .._proto import caffe_pb2
 
-__all__ = ["v1_type_name"]
+__all__ = ["v1_type_name", "V1_TO_V2_TYPE"]
 
-_V2_NAMES = {
+V1_TO_V2_TYPE = {
     "NONE": "", "ABSVAL": "AbsVal", "ACCURACY": "Accuracy", "ARGMAX": "ArgMax", "BNLL": "BNLL",
     "CONCAT": "Concat", "CONTRASTIVE_LOSS": "ContrastiveLoss", "CONVOLUTION": "Convolution",
     "DECONVOLUTION": "Deconvolution", "DATA": "Data", "DROPOUT": "Dropout",
@@ -34,4 +34,4 @@ def v1_type_name(value: int) -> str:
         enum_name = caffe_pb2.V1LayerParameter.LayerType.Name(value)
     except ValueError:
         return f"V1 type {value}"
-    return _V2_NAMES.get(enum_name, enum_name.title().replace("_", ""))
+    return V1_TO_V2_TYPE.get(enum_name, enum_name.title().replace("_", ""))
