@@ -12,6 +12,7 @@ __all__ = [
     "ParseError",
     "PrototxtSyntaxError",
     "CaffemodelFormatError",
+    "T7FormatError",
     "MissingLayerError",
     "BlobError",
     "UnsupportedLayerError",
@@ -39,6 +40,14 @@ class PrototxtSyntaxError(ParseError):
 
 class CaffemodelFormatError(ParseError):
     """A binary caffemodel is malformed (carries the byte offset of the fault)."""
+
+    def __init__(self, path: str, offset: int, problem: str) -> None:
+        self.path, self.offset, self.problem = path, offset, problem
+        super().__init__(f"{path}: byte {offset}: {problem}")
+
+
+class T7FormatError(ParseError):
+    """A ``.t7`` file is malformed or truncated (carries the file and the byte offset)."""
 
     def __init__(self, path: str, offset: int, problem: str) -> None:
         self.path, self.offset, self.problem = path, offset, problem

@@ -14,17 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ParseError
+from ..errors import T7FormatError
 
 __all__ = ["AsciiSource", "BinarySource", "Source", "T7FormatError"]
-
-
-class T7FormatError(ParseError):
-    """A ``.t7`` file is malformed or truncated (carries the file and the byte offset)."""
-
-    def __init__(self, path: str, offset: int, problem: str) -> None:
-        self.path, self.offset, self.problem = path, offset, problem
-        super().__init__(f"{path}: byte {offset}: {problem}")
 
 
 class Source:
