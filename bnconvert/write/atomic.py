@@ -19,7 +19,8 @@ def write_atomically(path: str | Path, fill: Callable[[BinaryIO], None]) -> None
     Nothing is left at ``path`` (nor a temporary file) when ``fill`` raises.
 
     Raises:
-        OutputError: the target folder does not exist or is not writable.
+        OutputError: the target folder does not exist or is not writable, or writing failed
+            (disk full, target is a directory, ...).
     """
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
@@ -33,9 +34,11 @@ def write_atomically(path: str | Path, fill: Callable[[BinaryIO], None]) -> None
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise OutputError(f"{target}: writing failed: {exc.strerror or exc}") from exc
         raise
