@@ -1,8 +1,16 @@
-"""What ``bnconvert inspect`` reports: every BN chain with its layers, channels, eps, scale
-factor and pairing, plus what the schema or bnconvert does not know. Never imports torch."""
+"""What ``bnconvert inspect`` reports: every BN chain with its layers, flavour, channels, eps,
+scale factor and pairing; every Scale/Bias that is not part of a chain, and why; the layers
+bnconvert does not convert, and why; plus what the schema or bnconvert does not know.
+Never imports torch.
+
+Fork layers that follow a BatchNorm and carry an affine of their own (``EltwiseAffine``) are
+*not* folded: bnconvert converts the BatchNorm alone (non-affine, exactly what that layer
+computes) and lists the fork layer under ``not_converted`` with the reason (``FORK_AFFINE``).
+"""
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -10,9 +18,10 @@ from .fold.batch_norm import uses_global_stats
 from .fold.chains import BatchNormChain, pair_batch_norm_chains
 from .fold.flavours import BN_LIKE_TYPES, FLAVOUR_TITLES, declared_eps, has_fused_affine
 from .naming import key_for_layer_name
-from .read.net import Net
+from .read.net import Layer, Net
 
-__all__ = ["ChainRow", "InspectReport", "inspect_net", "BVLC_LAYER_TYPES"]
+__all__ = ["ChainRow", "AffineRow", "UnconvertedRow", "InspectReport", "inspect_net",
+           "chain_kind", "BVLC_LAYER_TYPES", "FORK_AFFINE"]
 
 BVLC_LAYER_TYPES = frozenset({
     "AbsVal", "Accuracy", "ArgMax", "BNLL", "BatchNorm", "BatchReindex", "Bias", "Clip",
@@ -34,10 +43,26 @@ WEIGHTED_TYPES = frozenset({
     "Normalize", "CuDNNConvolution",
 })
 
+#: Fork layers that apply a learned affine after a BatchNorm, and why bnconvert does not fold
+#: them. The BatchNorm before one is converted on its own (non-affine); the fork layer's
+#: weights are not in the output.
+FORK_AFFINE = {
+    "EltwiseAffine": (
+        "a layer of an unmerged Caffe pull request (BVLC/caffe#2996, y = slope * x + bias, "
+        "replaced upstream by Scale with bias_term) whose blob layout and channel sharing "
+        "bnconvert has no reference output for; it is not folded into the BatchNorm, port its "
+        "slope and bias separately (or rewrite it as a Scale layer with bias_term: true)"),
+}
+
 
 @dataclass(frozen=True)
 class ChainRow:
-    """One BN chain as ``inspect`` shows it (values None where the files do not tell)."""
+    """One BN chain as ``inspect`` shows it (values None where the files do not tell).
+
+    Attributes:
+        flavour: the flavour's title (``FLAVOUR_TITLES``); ``flavour_id`` its id (``bvlc``...).
+        convertible: False when ``convert`` fails on the chain (``problems`` says why).
+    """
 
     key: str
     batch_norm: str
@@ -53,39 +78,107 @@ class ChainRow:
     convertible: bool
     notes: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
+    flavour_id: str = "bvlc"
+    layer_type: str = "BatchNorm"
+
+
+@dataclass(frozen=True)
+class AffineRow:
+    """A Scale or Bias layer that no BatchNorm chain claimed, and why."""
+
+    layer: str
+    type: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class UnconvertedRow:
+    """A layer bnconvert does not convert although it sits in or right after a BN chain.
+
+    Attributes:
+        after: the chain layer it follows (fork affine layers), None for a chain member.
+    """
+
+    layer: str
+    type: str
+    reason: str
+    after: str | None = None
 
 
 @dataclass(frozen=True)
 class InspectReport:
-    """Everything ``inspect`` prints; ``to_json`` gives the ``--json`` form."""
+    """Everything ``inspect`` prints; ``to_json`` gives the ``--json`` form.
+
+    Attributes:
+        flavour_counts: ``chain_kind`` -> number of chains, e.g.
+            ``{"BVLC BatchNorm + Scale": 53}``.
+    """
 
     files: tuple[str, ...]
     chains: tuple[ChainRow, ...]
-    standalone_affine: tuple[str, ...]
+    standalone_affine: tuple[AffineRow, ...]
     unknown_fields: tuple[str, ...]
     unknown_layer_types: dict[str, int] = field(default_factory=dict)
     missing_weights: tuple[str, ...] = ()
     unused_weights: tuple[str, ...] = ()
+    flavour_counts: dict[str, int] = field(default_factory=dict)
+    not_converted: tuple[UnconvertedRow, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return asdict(self)
 
 
-def _row(chain: BatchNormChain) -> ChainRow:
+def chain_kind(row: ChainRow) -> str:
+    """What a chain is, in words: flavour title plus the layers folded into it.
+
+    Example:
+        >>> chain_kind(row)  # doctest: +SKIP
+        'BVLC BatchNorm + Scale'
+    """
+    if row.flavour_id == "bvlc" and row.scale is None:
+        return "BVLC BatchNorm (no Scale)"
+    return " + ".join(x for x in (row.flavour, row.scale and "Scale", row.bias and "Bias") if x)
+
+
+class _Links:
+    """Who wrote each layer's first bottom, and who reads each layer's first top (blob
+    versions in layer order, so in-place layers are followed)."""
+
+    def __init__(self, net: Net) -> None:
+        self.writer: dict[int, Layer | None] = {}
+        self.readers: dict[int, list[Layer]] = defaultdict(list)
+        last: dict[str, Layer] = {}
+        readers: dict[tuple[str, int], list[Layer]] = defaultdict(list)
+        for layer in net.layers:
+            if layer.bottoms:
+                self.writer[layer.index] = last.get(layer.bottoms[0])
+            for name in layer.bottoms:
+                source = last.get(name)
+                readers[(name, source.index if source else -1)].append(layer)
+            for name in layer.tops:
+                last[name] = layer
+        for layer in net.layers:
+            if layer.tops:
+                self.readers[layer.index] = readers.get((layer.tops[0], layer.index), [])
+
+
+def _row(chain: BatchNormChain, notes: list[str]) -> ChainRow:
     bn = chain.batch_norm
     blobs = bn.blobs
     channels = blobs[0].shape_count if blobs else None
     has_factor = chain.flavour in ("bvlc", "intel") or (chain.flavour == "nvcaffe" and blobs
                                                         and len(blobs) == 3)
     factor = blobs[2].first() if has_factor and blobs and blobs[2].spans else None
-    notes = list(chain.notes)
     global_stats = uses_global_stats(bn) if chain.flavour == "bvlc" else True
     if not global_stats:
         notes.append("use_global_stats: false: Caffe uses batch statistics in TEST")
     if chain.flavour == "segnet" and declared_eps(bn, "segnet") is not None:
         global_stats = False
         notes.append("bn_mode LEARN (SegNet's default): batch statistics in TEST")
+    if chain.flavour == "bn-unknown":
+        notes.append("BN layer with no bn_param field that tells SegNet from PSPNet/yjxiong: "
+                     "the caffemodel's blob count decides (2: SegNet, 4: PSPNet)")
     eps = declared_eps(bn, chain.flavour) if chain.flavour in FLAVOUR_TITLES else None
     if factor == 0:
         notes.append("scale factor 0: Caffe ignores the stored statistics")
@@ -97,23 +190,83 @@ def _row(chain: BatchNormChain) -> ChainRow:
         channels=channels, rank=chain.rank, eps=eps, scale_factor=factor,
         affine=chain.scale is not None or has_fused_affine(bn, chain.flavour),
         use_global_stats=global_stats,
-        convertible=not chain.problems, notes=tuple(notes), problems=chain.problems)
+        convertible=not chain.problems, notes=tuple(notes), problems=chain.problems,
+        flavour_id=chain.flavour, layer_type=bn.type)
+
+
+def _fork_followers(chain: BatchNormChain, links: _Links) -> list[UnconvertedRow]:
+    """Fork affine layers reading the chain's output (``FORK_AFFINE``)."""
+    last = chain.layers()[-1]
+    return [UnconvertedRow(r.name, r.type, FORK_AFFINE[r.type], last.name)
+            for r in links.readers.get(last.index, []) if r.type in FORK_AFFINE]
+
+
+def _standalone_reason(layer: Layer, links: _Links, owner: dict[int, BatchNormChain]) -> str:
+    """Why a Scale/Bias is not part of a BatchNorm chain."""
+    if len(layer.bottoms) > 1:
+        return (f"{len(layer.bottoms)} bottoms: it takes its factors from another blob (e.g. SE "
+                "gating), it is not a BatchNorm's affine")
+    writer = links.writer.get(layer.index)
+    if writer is None:
+        source = layer.bottoms[0] if layer.bottoms else "nothing"
+        return f"reads the net input {source!r}: a standalone affine, no BatchNorm feeds it"
+    chain = owner.get(writer.index)
+    if chain is None:
+        return (f"reads {writer.name!r} ({writer.type}), not a BatchNorm: a standalone affine, "
+                "not part of any BN record")
+    bn = chain.batch_norm
+    mentioned = [p for p in (*chain.problems, *chain.notes) if repr(layer.name) in p]
+    if mentioned:
+        return mentioned[0]
+    if writer is not bn:
+        return (f"follows BatchNorm {bn.name!r}'s chain, which already has its "
+                f"{writer.type}: a second affine, not folded")
+    if has_fused_affine(bn, chain.flavour):
+        return (f"follows {bn.name!r} ({FLAVOUR_TITLES.get(chain.flavour, chain.flavour)}), "
+                "which carries its own scale and shift: kept as a separate affine")
+    return f"reads {bn.name!r}'s output but was not paired with it"
 
 
 def inspect_net(net: Net, flavour: str | None = None) -> InspectReport:
-    """Build the inspect report of a net (prototxt structure, plus blobs when loaded)."""
+    """Build the inspect report of a net (prototxt structure, plus blobs when loaded).
+
+    Args:
+        net: from ``load_net`` (a caffemodel is optional).
+        flavour: a ``--flavor`` override for every BN-like layer.
+
+    Returns:
+        The report; building it never fails on unsupported layers (they are listed).
+
+    Example:
+        >>> report = inspect_net(load_net("deploy.prototxt", None))  # doctest: +SKIP
+        >>> report.flavour_counts
+        {'BVLC BatchNorm + Scale': 53}
+    """
     analysis = pair_batch_norm_chains(net, flavour)
-    types: dict[str, int] = {}
-    for layer in net.layers:
-        if layer.type not in BVLC_LAYER_TYPES and layer.type not in BN_LIKE_TYPES:
-            types[layer.type] = types.get(layer.type, 0) + 1
-    unknown = tuple(f"{u.path} (line {u.line})" for u in net.unknown)
+    links = _Links(net)
+    rows: list[ChainRow] = []
+    not_converted: list[UnconvertedRow] = []
+    owner: dict[int, BatchNormChain] = {}
+    for chain in analysis.chains:
+        owner.update((x.index, chain) for x in chain.layers())
+        followers = _fork_followers(chain, links)
+        notes = list(chain.notes) + [f"{f.type} {f.layer!r} not folded, see below"
+                                     for f in followers]
+        rows.append(_row(chain, notes))
+        not_converted.extend(UnconvertedRow(chain.batch_norm.name, chain.batch_norm.type, p)
+                             for p in chain.problems)
+        not_converted.extend(followers)
     types_by_name = {layer.name: layer.type for layer in net.layers}
     return InspectReport(
         files=tuple(p for p in (net.prototxt, net.caffemodel) if p),
-        chains=tuple(_row(chain) for chain in analysis.chains),
-        standalone_affine=tuple(f"{x.name} ({x.type})" for x in analysis.standalone),
-        unknown_fields=unknown, unknown_layer_types=types,
+        chains=tuple(rows),
+        standalone_affine=tuple(AffineRow(x.name, x.type, _standalone_reason(x, links, owner))
+                                for x in analysis.standalone),
+        unknown_fields=tuple(f"{u.path} (line {u.line})" for u in net.unknown),
+        unknown_layer_types=dict(Counter(
+            x.type for x in net.layers if x.type not in BVLC_LAYER_TYPES | BN_LIKE_TYPES)),
         missing_weights=tuple(n for n in net.missing_weights if types_by_name.get(n)
                               in WEIGHTED_TYPES) if net.caffemodel and net.prototxt else (),
-        unused_weights=net.unused_weights)
+        unused_weights=net.unused_weights,
+        flavour_counts=dict(Counter(chain_kind(row) for row in rows)),
+        not_converted=tuple(not_converted))
