@@ -13,7 +13,7 @@ from typing import Any
 
 from ..naming import key_for_layer_name
 from .candidate import ConvertedBatchNorm, ConvertedFile
-from .reference import CaffeChain
+from .reference_forks import ReferenceChain
 
 __all__ = ["Match", "match_chain", "key_in_manifest", "unclaimed_keys"]
 
@@ -45,7 +45,7 @@ def _manifest_entries(manifest: dict[str, Any] | None) -> list[dict[str, Any]]:
     return [e for e in manifest.get("batch_norms", []) if isinstance(e, dict)]
 
 
-def match_chain(caffe: CaffeChain, index: int, converted: ConvertedFile,
+def match_chain(caffe: ReferenceChain, index: int, converted: ConvertedFile,
                 manifest: dict[str, Any] | None, chain_count: int) -> Match:
     """Find ``caffe``'s module in ``converted`` (``index``: the chain's position in the net)."""
     entries = _manifest_entries(manifest)
@@ -75,7 +75,7 @@ def match_chain(caffe: CaffeChain, index: int, converted: ConvertedFile,
                                     float(entry["eps"]), "the manifest")
     else:
         module = ConvertedBatchNorm(key, "pytorch", _CLASS_BY_RANK.get(rank, "BatchNorm2d"),
-                                    dict(fields), float(caffe.eps), "the Caffe files")
+                                    dict(fields), caffe.module_eps, "the Caffe files")
     return Match(key, module, rank, None, tuple(notes))
 
 
@@ -87,7 +87,7 @@ def key_in_manifest(batch_norm: str, manifest: dict[str, Any] | None) -> str:
     return key_for_layer_name(batch_norm)
 
 
-def _rank(entry: dict[str, Any] | None, caffe: CaffeChain) -> int:
+def _rank(entry: dict[str, Any] | None, caffe: ReferenceChain) -> int:
     rank = entry.get("rank") if entry is not None else None
     if not isinstance(rank, int):
         rank = caffe.rank

@@ -26,7 +26,8 @@ from ..read.blob import BlobRef
 from ..read.net import Layer, Net
 
 __all__ = ["CaffeChain", "ChainForward", "read_caffe_chain", "caffe_batch_norm",
-           "caffe_scale", "caffe_bias", "caffe_chain_forward"]
+           "caffe_scale", "caffe_bias", "caffe_chain_forward", "read_scale_bias", "layer_blobs",
+           "blob_vector", "reads_net_input"]
 
 _F32 = np.float32
 
@@ -46,6 +47,7 @@ class CaffeChain:
         rank: rank of the BatchNorm's input blob, None if the net does not tell.
         reads_net_input: True when the BatchNorm's input is the net's first input blob.
         blob_storage: how the chain's blobs are stored (``data``, ``double_data``, ...).
+        flavour: ``bvlc``, or ``intel`` for Intel's merged BatchNorm (BVLC's layers in one).
     """
 
     layers: tuple[str, ...]
@@ -60,6 +62,7 @@ class CaffeChain:
     rank: int | None
     reads_net_input: bool
     blob_storage: frozenset[str] = frozenset()
+    flavour: str = "bvlc"
 
     @property
     def batch_norm(self) -> str:
@@ -70,6 +73,11 @@ class CaffeChain:
     def channels(self) -> int:
         """Number of channels C."""
         return int(self.mean_acc.size)
+
+    @property
+    def module_eps(self) -> float:
+        """The eps a converted module runs with when nothing in the file records one."""
+        return float(self.eps)
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,61 +191,71 @@ def read_caffe_chain(net: Net, chain: BatchNormChain) -> CaffeChain:
         BlobError: wrong blob count, or a blob is not a (C,) vector (legacy 1x1x1xC accepted).
     """
     bn = chain.batch_norm
-    mean_blob, var_blob, factor_blob = _blobs(net, bn, 3, "mean, variance, scale factor")
-    mean_acc = _vector(net, bn, mean_blob, "blob 0 (mean)", None)
+    mean_blob, var_blob, factor_blob = layer_blobs(net, bn, 3, "mean, variance, scale factor")
+    mean_acc = blob_vector(net, bn, mean_blob, "blob 0 (mean)", None)
     channels = mean_acc.size
-    var_acc = _vector(net, bn, var_blob, "blob 1 (variance)", channels)
-    factor = _vector(net, bn, factor_blob, "blob 2 (scale factor)", 1)[0]
+    var_acc = blob_vector(net, bn, var_blob, "blob 1 (variance)", channels)
+    factor = blob_vector(net, bn, factor_blob, "blob 2 (scale factor)", 1)[0]
     param = bn.param("batch_norm_param")
     eps = _F32(param.eps if param is not None else 1e-5)  # type: ignore[attr-defined]
     global_stats = True
     if param is not None and param.HasField("use_global_stats"):
         global_stats = bool(param.use_global_stats)  # type: ignore[attr-defined]
+    gamma, beta, bias = read_scale_bias(net, chain, channels)
+    names = tuple(layer.name for layer in chain.layers())
+    storage = frozenset(blob.source for layer in chain.layers() for blob in layer.blobs or ())
+    return CaffeChain(names, mean_acc, var_acc, _F32(factor), eps, global_stats, gamma, beta,
+                      bias, chain.rank, reads_net_input(net, bn), storage)
+
+
+def read_scale_bias(net: Net, chain: BatchNormChain, channels: int
+                    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """The chain's Scale ``gamma``, ``beta`` and Bias ``b`` blobs (None where absent)."""
     gamma = beta = bias = None
     if chain.scale is not None:
         scale_param = chain.scale.param("scale_param")
         with_beta = bool(scale_param is not None and scale_param.bias_term)  # type: ignore[attr-defined]
-        blobs = _blobs(net, chain.scale, 2 if with_beta else 1,
-                       "gamma, beta" if with_beta else "gamma")
-        gamma = _vector(net, chain.scale, blobs[0], "blob 0 (gamma)", channels)
+        blobs = layer_blobs(net, chain.scale, 2 if with_beta else 1,
+                            "gamma, beta" if with_beta else "gamma")
+        gamma = blob_vector(net, chain.scale, blobs[0], "blob 0 (gamma)", channels)
         if with_beta:
-            beta = _vector(net, chain.scale, blobs[1], "blob 1 (beta)", channels)
+            beta = blob_vector(net, chain.scale, blobs[1], "blob 1 (beta)", channels)
     if chain.bias is not None:
-        (bias_blob,) = _blobs(net, chain.bias, 1, "bias")
-        bias = _vector(net, chain.bias, bias_blob, "blob 0 (bias)", channels)
-    names = tuple(layer.name for layer in chain.layers())
-    storage = frozenset(blob.source for layer in chain.layers() for blob in layer.blobs or ())
-    return CaffeChain(names, mean_acc, var_acc, _F32(factor), eps, global_stats, gamma, beta,
-                      bias, chain.rank, _reads_net_input(net, bn), storage)
+        (bias_blob,) = layer_blobs(net, chain.bias, 1, "bias")
+        bias = blob_vector(net, chain.bias, bias_blob, "blob 0 (bias)", channels)
+    return gamma, beta, bias
 
 
-def _where(net: Net, layer: Layer) -> str:
+def where(net: Net, layer: Layer) -> str:
+    """``file: layer 'name' (Type)`` for messages."""
     return f"{net.caffemodel or net.describe()}: layer {layer.name!r} ({layer.type})"
 
 
-def _blobs(net: Net, layer: Layer, count: int, meaning: str) -> tuple[BlobRef, ...]:
+def layer_blobs(net: Net, layer: Layer, count: int, meaning: str) -> tuple[BlobRef, ...]:
+    """The layer's blobs, exactly ``count`` of them (MissingLayerError / BlobError else)."""
     if layer.blobs is None:
-        raise MissingLayerError(f"{_where(net, layer)} has no weights in the caffemodel; "
+        raise MissingLayerError(f"{where(net, layer)} has no weights in the caffemodel; "
                                 f"verify needs its {meaning}")
     if len(layer.blobs) != count:
-        raise BlobError(f"{_where(net, layer)}: expected {count} blobs ({meaning}), "
+        raise BlobError(f"{where(net, layer)}: expected {count} blobs ({meaning}), "
                         f"found {len(layer.blobs)}")
     return layer.blobs
 
 
-def _vector(net: Net, layer: Layer, blob: BlobRef, what: str, count: int | None) -> np.ndarray:
+def blob_vector(net: Net, layer: Layer, blob: BlobRef, what: str, count: int | None) -> np.ndarray:
+    """A blob as a float32 (C,) vector: one non-1 dimension at most, ``count`` values."""
     shape = blob.shape
     if sum(d != 1 for d in shape) > 1:
-        raise BlobError(f"{_where(net, layer)}: {what} has shape {list(shape)}, expected a "
+        raise BlobError(f"{where(net, layer)}: {what} has shape {list(shape)}, expected a "
                         "per-channel vector")
     values = np.asarray(blob.values(), dtype=_F32).reshape(-1)
     if count is not None and values.size != count:
-        raise BlobError(f"{_where(net, layer)}: {what} holds {values.size} values, expected "
+        raise BlobError(f"{where(net, layer)}: {what} holds {values.size} values, expected "
                         f"{count}")
     return values
 
 
-def _reads_net_input(net: Net, bn: Layer) -> bool:
+def reads_net_input(net: Net, bn: Layer) -> bool:
     """True when ``bn``'s bottom is the net's first input blob, unchanged by any layer."""
     first_input = next(iter(net.input_shapes), None)
     writer: dict[str, Layer | None] = {name: None for name in net.input_shapes}

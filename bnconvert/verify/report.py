@@ -26,6 +26,8 @@ class ChainResult:
         inputs: what the chain was fed.
         reason: why it failed or was not checked.
         notes: other facts worth knowing (input not used, match by position...).
+        flavour: whose BN implementation the reference ran (``bvlc``, ``segnet``, ``yjxiong``,
+            ``nvcaffe``, ``nvcaffe-digits``, ``intel``; see ``bnconvert.fold.flavours``).
     """
 
     layers: tuple[str, ...]
@@ -39,11 +41,13 @@ class ChainResult:
     inputs: tuple[str, ...] = ()
     reason: str | None = None
     notes: tuple[str, ...] = ()
+    flavour: str = "bvlc"
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (non-finite errors as strings ``"inf"``/``"nan"``)."""
         return {"batch_norm": self.layers[0], "caffe_layers": list(self.layers), "key": self.key,
-                "status": self.status, "max_abs_err": _number(self.max_abs_err),
+                "flavour": self.flavour, "status": self.status,
+                "max_abs_err": _number(self.max_abs_err),
                 "max_rel_err": _number(self.max_rel_err), "worst_channel": self.worst_channel,
                 "eps": self.eps, "eps_source": self.eps_source, "inputs": list(self.inputs),
                 "reason": self.reason, "notes": list(self.notes)}

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BlobError, ParseError
-from ..fold.chains import BatchNormChain, pair_batch_norm_chains
+from ..errors import BlobError, ParseError, UnsupportedLayerError
+from ..fold.chains import pair_batch_norm_chains
 from ..read.net import load_net
 from ..write.manifest import manifest_path_for, read_manifest
 from .candidate import (
@@ -25,22 +25,27 @@ from .compare import DEFAULT_ATOL, DEFAULT_RTOL, Measurement, measure
 from .external import REFERENCES, ExternalReference, Unsupported, external_reference
 from .inputs import random_input
 from .match import Match, key_in_manifest, match_chain, unclaimed_keys
-from .reference import CaffeChain, ChainForward, caffe_chain_forward, read_caffe_chain
+from .read_forks import read_reference_chain
+from .reference import CaffeChain, ChainForward
+from .reference_forks import (
+    ForkChain,
+    ReferenceChain,
+    batch_statistics_reason,
+    reference_forward,
+    with_recorded_eps,
+)
 from .report import FAIL, NOT_CHECKED, PASS, ChainResult, VerifyReport
 
 __all__ = ["verify_file"]
 
 PathLike = str | os.PathLike[str]
 
-_BATCH_STATS = ("Caffe normalizes this layer with each batch's own mean and variance "
-                "(use_global_stats: false), while an eval-mode BatchNorm uses the stored running "
-                "statistics: no converted module reproduces Caffe's output here")
-
 
 def verify_file(prototxt: PathLike | None, caffemodel: PathLike, converted: PathLike, *,
                 manifest: PathLike | bool = True, user_input: np.ndarray | None = None,
                 atol: float = DEFAULT_ATOL, rtol: float = DEFAULT_RTOL,
-                reference: str = "numpy", seed: int = 0) -> VerifyReport:
+                reference: str = "numpy", seed: int = 0,
+                flavour: str | None = None) -> VerifyReport:
     """Check that ``converted`` computes what Caffe computes, BN chain by BN chain.
 
     Args:
@@ -53,6 +58,8 @@ def verify_file(prototxt: PathLike | None, caffemodel: PathLike, converted: Path
         atol, rtol: tolerances of ``compare.measure``.
         reference: ``numpy`` (default), ``pycaffe`` or ``opencv``.
         seed: seed of the random inputs.
+        flavour: which implementation's BN layers these are (``convert --flavor``), when the
+            files are ambiguous; default: detected as ``convert`` detects it.
 
     Returns:
         The report; ``report.passed`` / ``report.raise_for_failure()`` give the verdict.
@@ -71,7 +78,7 @@ def verify_file(prototxt: PathLike | None, caffemodel: PathLike, converted: Path
     runner = (reference, external_reference(reference)) if reference != "numpy" else None
     manifest_path, manifest_data = _manifest(converted, manifest)
     net = load_net(prototxt, caffemodel)
-    chains = pair_batch_norm_chains(net).chains
+    chains = pair_batch_norm_chains(net, flavour).chains
     if not chains:
         raise ParseError(f"{net.describe()}: no BatchNorm layers in the TEST-phase net; "
                          "nothing to verify")
@@ -79,17 +86,18 @@ def verify_file(prototxt: PathLike | None, caffemodel: PathLike, converted: Path
     loaded = load_converted(converted, fmt)
     rows, claimed = [], set()
     for index, chain in enumerate(chains):
-        unsupported = _unsupported_flavour(chain)
-        if unsupported:
+        try:
+            caffe = read_reference_chain(net, chain)
+        except UnsupportedLayerError as exc:
             key = key_in_manifest(chain.batch_norm.name, manifest_data)
             claimed.add(key)
             rows.append(ChainResult(tuple(x.name for x in chain.layers()), key, NOT_CHECKED,
-                                    reason=unsupported))
+                                    reason=str(exc), flavour=chain.flavour))
             continue
-        caffe = read_caffe_chain(net, chain)
         match = match_chain(caffe, index, loaded, manifest_data, len(chains))
         claimed.add(match.key)
-        rows.append(_check_chain(caffe, index, match, user_input, seed, atol, rtol, runner))
+        row = _check_chain(caffe, index, match, user_input, seed, atol, rtol, runner)
+        rows.append(_flavour_note(row, manifest_data))
     extra = unclaimed_keys(loaded, claimed)
     notes = (f"modules no Caffe BatchNorm accounts for (not checked): {', '.join(extra)}",) \
         if extra else ()
@@ -117,16 +125,20 @@ def _manifest(converted: PathLike,
     return path, data
 
 
-def _unsupported_flavour(chain: BatchNormChain) -> str | None:
-    """Why the reference cannot compute this chain (it implements BVLC Caffe's layers only)."""
-    flavour = getattr(chain, "flavour", "bvlc")  # set by fold.chains once forks are paired
-    if chain.batch_norm.type == "BatchNorm" and flavour == "bvlc":
-        return None
-    return (f"the reference implements BVLC Caffe's BatchNorm only; layer "
-            f"{chain.batch_norm.name!r} ({chain.batch_norm.type}) is of flavour {flavour!r}")
+def _flavour_note(row: ChainResult, manifest: dict[str, Any] | None) -> ChainResult:
+    """Say so when the manifest records another flavour than the one checked (a file
+    converted with ``--flavor``): the reference follows the Caffe files, not the manifest."""
+    entry = next((e for e in (manifest or {}).get("batch_norms", []) if isinstance(e, dict)
+                  and (e.get("caffe_layers") or {}).get("batch_norm") == row.layers[0]), None)
+    recorded = entry.get("flavour") if entry is not None else None
+    if not isinstance(recorded, str) or recorded == row.flavour:
+        return row
+    return replace(row, notes=row.notes + (
+        f"the manifest says this layer was converted as flavour {recorded!r}; checked as "
+        f"{row.flavour!r} (verify_file(..., flavour=...) to check it as converted)",))
 
 
-def _inputs(caffe: CaffeChain, match: Match, index: int, seed: int,
+def _inputs(caffe: ReferenceChain, match: Match, index: int, seed: int,
             user_input: np.ndarray | None) -> tuple[list[tuple[str, np.ndarray]], list[str]]:
     x = random_input(caffe, match.rank, seed, index)
     inputs = [(f"random {list(x.shape)} (seed {seed})", x)]
@@ -145,13 +157,16 @@ def _inputs(caffe: CaffeChain, match: Match, index: int, seed: int,
     return inputs, notes
 
 
-def _check_chain(caffe: CaffeChain, index: int, match: Match, user_input: np.ndarray | None,
+def _check_chain(caffe: ReferenceChain, index: int, match: Match, user_input: np.ndarray | None,
                  seed: int, atol: float, rtol: float,
                  runner: tuple[str, ExternalReference] | None) -> ChainResult:
-    row = ChainResult(caffe.layers, match.key, FAIL, notes=match.notes)
+    row = ChainResult(caffe.layers, match.key, FAIL, notes=match.notes, flavour=caffe.flavour)
     if match.module is None:
         return replace(row, reason=match.problem)
+    caffe, eps_note = with_recorded_eps(caffe, match.module.eps)
     inputs, notes = _inputs(caffe, match, index, seed, user_input)
+    fork_notes = caffe.notes if isinstance(caffe, ForkChain) else ()
+    notes = [*fork_notes, *([eps_note] if eps_note else []), *notes]
     row = replace(row, eps=match.module.eps, eps_source=match.module.eps_source,
                   inputs=tuple(label for label, _ in inputs), notes=match.notes + tuple(notes))
     try:
@@ -168,15 +183,17 @@ def _check_chain(caffe: CaffeChain, index: int, match: Match, user_input: np.nda
                    reason=None if result.passed else _why(caffe, result, atol, rtol))
 
 
-def _measure_inputs(caffe: CaffeChain, module: ConvertedBatchNorm, inputs: list[np.ndarray],
+def _measure_inputs(caffe: ReferenceChain, module: ConvertedBatchNorm, inputs: list[np.ndarray],
                     atol: float, rtol: float,
                     runner: tuple[str, ExternalReference] | None) -> Measurement | Unsupported:
     """The worst measurement over the inputs (reference and candidate on each)."""
     result: Measurement | None = None
     for x in inputs:
-        forward = caffe_chain_forward(caffe, x)
+        forward = reference_forward(caffe, x)
         if runner is not None:
-            expected = runner[1](caffe, x)
+            expected = runner[1](caffe, x) if isinstance(caffe, CaffeChain) else Unsupported(
+                f"{runner[0]} runs BVLC layers only; this is a {caffe.flavour} layer (the numpy "
+                "reference implements its formula)")
             if isinstance(expected, Unsupported):
                 return expected
             forward = ChainForward(expected, forward.normalized, forward.mean, forward.std)
@@ -187,15 +204,16 @@ def _measure_inputs(caffe: CaffeChain, module: ConvertedBatchNorm, inputs: list[
     return result
 
 
-def _shift(caffe: CaffeChain) -> np.ndarray | None:
+def _shift(caffe: ReferenceChain) -> np.ndarray | None:
     parts = [p.astype(np.float64) for p in (caffe.beta, caffe.bias) if p is not None]
     return sum(parts[1:], parts[0]) if parts else None
 
 
-def _why(caffe: CaffeChain, result: Measurement, atol: float, rtol: float) -> str:
+def _why(caffe: ReferenceChain, result: Measurement, atol: float, rtol: float) -> str:
     channels = result.failing_channels
     listed = ", ".join(str(c) for c in channels[:8]) + (", ..." if len(channels) > 8 else "")
     limit = f"rtol {rtol:g}" + (f" + atol {atol:g}" if atol else "")
     text = (f"{len(channels)} of {caffe.channels} channels differ ({listed}); worst channel "
             f"{result.worst_channel}: rel err {result.max_rel_err:.3g} > {limit}")
-    return text if caffe.use_global_stats else f"{text}. {_BATCH_STATS}"
+    batch = batch_statistics_reason(caffe)
+    return text if batch is None else f"{text}. {batch}"
