@@ -176,7 +176,8 @@ def _torch7_forward(bn: ConvertedBatchNorm, x: np.ndarray) -> np.ndarray:
                                  f"{list(mean.shape)}")
     if x.ndim < 2 or x.shape[1] != mean.size:
         raise CandidateError(f"{mean.size} channels, input has shape {list(x.shape)}")
-    invstd = (1.0 / np.sqrt(var.astype(np.float64) + bn.eps)).astype(real)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a negative variance gives NaN: fails
+        invstd = (1.0 / np.sqrt(var.astype(np.float64) + bn.eps)).astype(real)
     weight = bn.tensors.get("weight")
     bias = bn.tensors.get("bias")
     w = np.ones_like(mean) if weight is None else weight

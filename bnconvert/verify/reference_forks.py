@@ -79,8 +79,9 @@ class ForkChain:
     @property
     def channels(self) -> int:
         """Number of channels C."""
-        assert self.gamma is not None
-        return int(self.gamma.size)
+        vector = self.mean if self.mean is not None else self.gamma
+        assert vector is not None
+        return int(vector.size)
 
     @property
     def module_eps(self) -> float:
