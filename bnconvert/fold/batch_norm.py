@@ -180,7 +180,9 @@ def _affine(net: Net, chain: BatchNormChain, channels: int,
     gamma = beta = extra = None
     if chain.scale is not None:
         scale = chain.scale
-        with_bias = bool(scale.param_or_default("scale_param").bias_term)  # type: ignore[union-attr]
+        # A V1 ``layers`` entry (type written as the string "Scale") has no scale_param:
+        # Caffe's default, bias_term false, applies.
+        with_bias = bool(getattr(scale.param_or_default("scale_param"), "bias_term", False))
         blobs = expect_blobs(net, scale, 2 if with_bias else 1,
                              "gamma, beta" if with_bias else "gamma (bias_term: false)")
         gamma = per_channel(net, scale, blobs[0], "gamma (blob 0)", channels)
