@@ -137,7 +137,7 @@ def _defect_drop_scale(r):
     return replace(r, weight=np.ones_like(r.weight))
 
 
-def _defect_eps_in_reciprocal(r):  # NVIDIA's eps floor forgotten: the default eps is 1e-5 ...
+def _defect_nvidia_eps_floor_dropped(r):  # NVIDIA's eps floor forgotten: the default eps is 1e-5 ...
     return replace(r, eps=1e-8)     # ... so a forgotten clamp shows as a smaller eps
 
 
@@ -148,7 +148,7 @@ DEFECTS = [
     ("segnet/segnet_conv_bn_inference", "conv1_bn", _defect_drop_shift),
     ("segnet/segnet_conv_bn_inference", "conv1_bn", _defect_drop_scale),
     ("nvcaffe/nv_scale_bias_float", "conv1/bn", _defect_drop_scale),
-    ("nvcaffe/nv_scale_bias_float", "conv1/bn", _defect_eps_in_reciprocal),
+    ("nvcaffe/nv_scale_bias_float", "conv1/bn", _defect_nvidia_eps_floor_dropped),
 ]
 
 
@@ -367,3 +367,4 @@ def test_manifest_flavour_other_than_detected_is_noted(tmp_path) -> None:
     assert row.flavour == "bvlc"
     assert any("converted as flavour 'nvcaffe'; checked as 'bvlc'" in n for n in row.notes)
     assert verify_file(prototxt, model, tmp_path / "bn.pt", flavour="nvcaffe").passed
+
