@@ -137,8 +137,8 @@ def _defect_drop_scale(r):
     return replace(r, weight=np.ones_like(r.weight))
 
 
-def _defect_nvidia_eps_floor_dropped(r):  # NVIDIA's eps floor forgotten: the default eps is 1e-5 ...
-    return replace(r, eps=1e-8)     # ... so a forgotten clamp shows as a smaller eps
+def _defect_nvidia_eps_floor_dropped(r):  # max(eps, 1e-5) forgotten: a smaller eps
+    return replace(r, eps=1e-8)
 
 
 DEFECTS = [
@@ -368,3 +368,12 @@ def test_manifest_flavour_other_than_detected_is_noted(tmp_path) -> None:
     assert any("converted as flavour 'nvcaffe'; checked as 'bvlc'" in n for n in row.notes)
     assert verify_file(prototxt, model, tmp_path / "bn.pt", flavour="nvcaffe").passed
 
+
+
+def test_segnet_bn_mode_written_as_a_number_is_inference(tmp_path) -> None:
+    # protobuf's text format accepts an enum by number: in the fork `bn_mode: 1` is INFERENCE
+    blobs = [blob(GAMMA, [1, C, 1, 1]), blob(BETA, [1, C, 1, 1])]
+    prototxt, model = fork_net(tmp_path, "BN", blobs, "bn_param { bn_mode: 1 }")
+    assert reference_of(prototxt, model).use_global_stats
+    (record,) = load_batch_norms(prototxt, model, strict=True)
+    assert record.use_global_stats and record.warnings == ()

@@ -137,7 +137,7 @@ def declared_eps(layer: Layer, flavour: str) -> float | None:
     uses none (SegNet INFERENCE: a pure scale and shift)."""
     if flavour == "segnet":
         mode = str(fork_param(layer, "bn_param", "bn_mode", "LEARN")).upper()
-        return None if mode == "INFERENCE" else 1e-9
+        return None if mode in ("INFERENCE", "1") else 1e-9
     if flavour == "yjxiong":
         return float(np.float32(float(fork_param(layer, "bn_param", "eps", 1e-5))))
     param = layer.param_or_default("batch_norm_param")

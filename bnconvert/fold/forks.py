@@ -46,7 +46,7 @@ def fold_segnet(net: Net, chain: BatchNormChain, options: FoldOptions) -> Folded
     if chain.rank == 2:
         warnings.append(f"{bn.name}: SegNet's BN reshapes a 2-D (N,C) input to (N,C,1,1)")
     mode = str(fork_param(bn, "bn_param", "bn_mode", "LEARN")).upper()
-    if mode == "INFERENCE":
+    if mode in ("INFERENCE", "1"):  # text format may give an enum by number
         eps = 1e-5  # any eps works: the variance below makes var + eps exactly 1
         var = np.full(channels, unit_variance_for(eps), np.float32)
         return make_record(chain, channels, eps, np.zeros(channels, np.float32), var, scale,
