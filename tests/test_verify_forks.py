@@ -377,3 +377,15 @@ def test_segnet_bn_mode_written_as_a_number_is_inference(tmp_path) -> None:
     assert reference_of(prototxt, model).use_global_stats
     (record,) = load_batch_norms(prototxt, model, strict=True)
     assert record.use_global_stats and record.warnings == ()
+
+
+def test_intel_merged_batch_norm_with_batch_statistics_warns_and_verify_says_why(tmp_path):
+    # Intel's MKL/MKLDNN BatchNorm: use_global_stats = (phase == TEST) unless set, as BVLC's
+    prototxt, model = fork_net(tmp_path, "BatchNorm", intel_blobs(True),
+                               "batch_norm_param { use_global_stats: false }")
+    (record,) = load_batch_norms(prototxt, model)
+    assert not record.use_global_stats
+    assert any("use_global_stats is false" in w for w in record.warnings)
+    convert(prototxt, model, tmp_path / "bn.pt")
+    (row,) = verify_file(prototxt, model, tmp_path / "bn.pt").chains
+    assert row.status == "fail" and "(use_global_stats: false)" in (row.reason or "")

@@ -23,6 +23,7 @@ from .batch_norm import (
     folds,
     make_record,
     per_channel,
+    uses_global_stats,
 )
 from .chains import BatchNormChain
 from .flavours import declared_eps, fork_param
@@ -126,8 +127,11 @@ def fold_intel(net: Net, chain: BatchNormChain, options: FoldOptions) -> FoldedB
     warnings = list(chain.notes)
     if factor == 0:
         warnings.append(f"{bn.name}: scale factor is 0: the stored statistics are ignored")
+    global_stats = uses_global_stats(bn)  # MKL/MKLDNN engines: as BVLC's
+    if not global_stats:
+        warnings.append(batch_statistics_warning(net, bn, options, "use_global_stats is false"))
     return make_record(chain, channels, eps, mean, var, weight, bias, "intel", warnings,
-                       scale_factor=factor)
+                       scale_factor=factor, use_global_stats=global_stats)
 
 
 def _following_affine(net: Net, chain: BatchNormChain,
