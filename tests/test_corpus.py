@@ -30,6 +30,7 @@ as in a partial caffemodel), channel counts derived from the net by this module'
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import time
 from collections import Counter
@@ -47,7 +48,8 @@ from bnconvert.cli import main
 from bnconvert.inspect import InspectReport, inspect_net
 from bnconvert.read.net import Net, load_net
 
-CORPUS = Path(__file__).parent / "data" / "corpus"
+ROOT = Path(__file__).parent.parent
+CORPUS = ROOT / "tests" / "data" / "corpus"
 ENTRIES = json.loads((CORPUS / "LIST.json").read_text(encoding="utf-8"))
 LIST = {entry["local_file"]: entry for entry in ENTRIES}
 ORIGINALS = sorted(LIST)
@@ -215,6 +217,22 @@ def test_cli_inspect_json_names_each_flavour(name: str) -> None:
                   for _ in range(n))
     assert Counter(c["flavour_id"] for c in data["chains"]) == ids
     assert all(c["flavour"] for c in data["chains"])
+
+
+# --- README ------------------------------------------------------------------------------
+
+
+def test_readme_tested_on_section_is_the_generated_table() -> None:
+    """README's "Tested on" is ``scripts/tested_on_table.py``'s output for the code as it is."""
+    spec = importlib.util.spec_from_file_location(
+        "tested_on_table", ROOT / "scripts" / "tested_on_table.py")
+    assert spec and spec.loader
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = script.render()
+    assert section in readme, "run: python scripts/tested_on_table.py --write"
+    assert readme.index(section) + len(section) + 1 == readme.index("## Development")
 
 
 # --- parse time --------------------------------------------------------------------------
