@@ -221,6 +221,31 @@ def test_multi_reader_batch_norm_is_not_folded_and_says_so(tmp_path: Path) -> No
     assert "1 BatchNorm layers (0 affine, 1 non-affine)" in result.stdout
 
 
+# --- why a Scale is standalone --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layers,reason", [
+    ('layer { name: "sc" type: "Scale" bottom: "data" top: "s" }',
+     "reads 'data' (Input), not a BatchNorm: a standalone affine, not part of any BN record"),
+    ('layer { name: "sc" type: "Scale" bottom: "x" top: "s" }',
+     "reads 'conv' (Convolution), not a BatchNorm: a standalone affine, not part of any BN "
+     "record"),
+    ('layer { name: "bn" type: "BatchNorm" bottom: "x" top: "x" }\n'
+     'layer { name: "sc0" type: "Scale" bottom: "x" top: "x" }\n'
+     'layer { name: "sc" type: "Scale" bottom: "x" top: "x" }',
+     "follows BatchNorm 'bn''s chain, which already has its Scale: a second affine, not "
+     "folded"),
+    ('layer { name: "bn" type: "BN" bottom: "x" top: "x" bn_param { bn_mode: INFERENCE } }\n'
+     'layer { name: "sc" type: "Scale" bottom: "x" top: "x" }',
+     "follows 'bn' (SegNet/ENet BN), which carries its own scale and shift: kept as a "
+     "separate affine"),
+])
+def test_standalone_scale_says_why(layers: str, reason: str, tmp_path: Path) -> None:
+    report = inspect_net(load_net(write(tmp_path, HEAD + layers), None))
+    row = report.standalone_affine[-1]
+    assert (row.layer, row.type, row.reason) == ("sc", "Scale", reason)
+
+
 # --- partial caffemodels ---------------------------------------------------------------------
 
 PARTIAL = HEAD + """
