@@ -293,3 +293,21 @@ def test_missing_batch_norm_weights_fail_naming_the_layer(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     assert "(Caffe keeps their initial values; not needed for BN conversion): conv, bn, sc, fc\n" \
         in result.output
+
+
+def test_unrecognized_blob_layout_is_listed_as_not_converted(tmp_path: Path) -> None:
+    prototxt = write(tmp_path, PARTIAL)
+    b = NetBuilder("weights")
+    b.layer("bn", "BatchNorm", [], [], [blob(MEAN), blob(VAR)])  # 2 blobs: no known layout
+    model = b.save(tmp_path / "model", prototxt=False)[1]
+    report = inspect_net(load_net(prototxt, model))
+    (chain,) = report.chains
+    assert (chain.flavour_id, chain.convertible, chain.scale) == ("unrecognized", False, None)
+    (row,) = report.not_converted
+    assert (row.layer, row.type) == ("bn", "BatchNorm")
+    assert row.reason.startswith("layer 'bn' (BatchNorm) has 2 blobs ([3], [3]): no known "
+                                 "BatchNorm layout")
+    result = CliRunner().invoke(main, ["inspect", str(prototxt), str(model)])
+    assert result.exit_code == 0, result.output
+    assert "  bn: cannot convert: layer 'bn' (BatchNorm) has 2 blobs" in result.output
+    assert "not converted (1):\n  BatchNorm x1: bn: layer 'bn'" in result.output
