@@ -55,7 +55,7 @@ def weights(tmp_path: Path, factor: float = 2.0, scale: bool = True, beta: bool 
 
 def f32(values: list[float], factor: float) -> np.ndarray:
     """README: mean = blob0 * (1/s), float32 reciprocal and product."""
-    return np.float32(values) * (np.float32(1) / np.float32(factor))
+    return np.array(values, np.float32) * (np.float32(1) / np.float32(factor))
 
 
 # --- TEST-phase include/exclude rules ------------------------------------------------------
@@ -152,7 +152,7 @@ def test_v1_string_types_convert_with_a_v2_caffemodel(tmp_path: Path) -> None:
     model = weights(tmp_path, 95.2, beta=False)
     (record,) = bnconvert.load_batch_norms(write(tmp_path, V1_NET), model)
     assert np.array_equal(record.running_var, f32(VAR, 95.2))
-    assert np.array_equal(record.weight, np.float32(GAMMA))
+    assert np.array_equal(record.weight, np.array(GAMMA, np.float32))
     assert np.array_equal(record.bias, np.zeros(3, np.float32))
 
 
@@ -265,7 +265,7 @@ def test_weights_for_the_batch_norm_layers_only_convert(tmp_path: Path) -> None:
     state = torch.load(out, weights_only=True)
     assert np.array_equal(state["bn.running_mean"].numpy(), f32(MEAN, 999.98))
     assert np.array_equal(state["bn.running_var"].numpy(), f32(VAR, 999.98))
-    assert np.array_equal(state["bn.weight"].numpy(), np.float32(GAMMA))
+    assert np.array_equal(state["bn.weight"].numpy(), np.array(GAMMA, np.float32))
 
 
 def test_inspect_reports_the_missing_weights_without_failing(tmp_path: Path) -> None:
