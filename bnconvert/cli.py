@@ -152,9 +152,10 @@ def inspect(files: tuple[Path, ...], as_json: bool, flavor: str | None) -> None:
               help="The manifest to use (default: CONVERTED.json when it exists).")
 @click.option("--no-manifest", is_flag=True,
               help="Ignore any manifest: keys, eps and ranks come from the Caffe files.")
+@_FLAVOR
 def verify(files: tuple[Path, ...], input_path: Path | None, atol: float | None,
            rtol: float | None, as_json: bool, reference: str, seed: int, manifest: Path | None,
-           no_manifest: bool) -> None:
+           no_manifest: bool, flavor: str | None) -> None:
     """Check that CONVERTED computes what Caffe computes: [PROTOTXT] CAFFEMODEL CONVERTED.
 
     Every BatchNorm chain of the Caffe net runs through an independent reference of Caffe's
@@ -179,7 +180,7 @@ def verify(files: tuple[Path, ...], input_path: Path | None, atol: float | None,
                              manifest=False if no_manifest else (manifest or True),
                              atol=DEFAULT_ATOL if atol is None else atol,
                              rtol=DEFAULT_RTOL if rtol is None else rtol,
-                             reference=reference, seed=seed)
+                             reference=reference, seed=seed, flavour=flavor)
     except BnConvertError as exc:
         click.echo(f"bnconvert: error: {' '.join(str(exc).split())}", err=True)
         sys.exit(2)

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from caffe_builder import NetBuilder, blob
 from click.testing import CliRunner
+from conftest import DATA
 
 from bnconvert.api import load_batch_norms
 from bnconvert.cli import main
-from caffe_builder import NetBuilder, blob
-from conftest import DATA
 
 FORKS = DATA / "forks"
 # case folder, BN layer, producer (BN input) key, output key, flavour title
@@ -221,3 +221,21 @@ def test_flavor_override_must_fit_the_layer_type(tmp_path: Path) -> None:
                                        str(tmp_path / "o.pt"), "--flavor", "nvcaffe"])
     assert result.exit_code == 1
     assert "--flavor nvcaffe does not apply to layer 'conv1/bn' (BN)" in result.output
+
+
+def test_intel_fused_relu_is_reported(tmp_path: Path) -> None:
+    prototxt, model = fork_net(tmp_path, "BatchNorm", [blob([1.0] * C), blob([1.0] * C),
+                                                       blob([1.0])],
+                               "batch_norm_param { relu: true }")
+    result = CliRunner().invoke(main, ["convert", str(prototxt), str(model), "-o",
+                                       str(tmp_path / "r.pt")])
+    assert result.exit_code == 0
+    assert "batch_norm_param.relu is set" in result.output and "add a ReLU after it" in result.output
+
+
+def test_verify_accepts_the_flavor_override(tmp_path: Path) -> None:
+    folder = FORKS / "pspnet/psp_conv_bn_relu"
+    out = convert("pspnet/psp_conv_bn_relu", tmp_path, False, "--flavor", "yjxiong")
+    result = CliRunner().invoke(main, ["verify", str(folder / "model.caffemodel"), str(out),
+                                       "--flavor", "yjxiong"])
+    assert result.exit_code == 0, result.output

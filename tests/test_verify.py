@@ -414,37 +414,3 @@ def test_pt_num_batches_tracked_has_the_shape_nn_batchnorm_saves(tmp_path):
     output = _convert("bn_only", tmp_path / "bn.pt")
     saved = torch.load(output, weights_only=True)["bn1.num_batches_tracked"]
     assert saved.shape == torch.nn.BatchNorm2d(3).state_dict()["num_batches_tracked"].shape
-
-
-def test_bn_flavours_the_reference_does_not_implement_are_not_checked(tmp_path, monkeypatch):
-    from dataclasses import replace
-
-    import bnconvert.verify.run as run
-    from bnconvert.fold.chains import pair_batch_norm_chains
-
-    output = _convert("resnet_block", tmp_path / "bn.pt")
-
-    def with_a_fork(net):  # as fold.chains reports a fork's BN (e.g. NVIDIA Caffe's)
-        analysis = pair_batch_norm_chains(net)
-        chains = list(analysis.chains)
-        chains[1] = replace(chains[1], flavour="nvcaffe") if hasattr(chains[1], "flavour") \
-            else _Flavoured(chains[1], "nvcaffe")
-        return replace(analysis, chains=tuple(chains))
-
-    monkeypatch.setattr(run, "pair_batch_norm_chains", with_a_fork)
-    report = verify_file(*_files("resnet_block"), output)
-    assert [r.status for r in report.chains] == ["pass", "not checked", "pass", "pass"]
-    assert report.chains[1].reason == ("the reference implements BVLC Caffe's BatchNorm only; "
-                                       "layer 'bn2a_branch2a' (BatchNorm) is of flavour "
-                                       "'nvcaffe'")
-    assert report.notes == () and report.passed
-
-
-class _Flavoured:
-    """A chain with a ``flavour`` (for fold.chains versions that do not have the field yet)."""
-
-    def __init__(self, chain, flavour):
-        self._chain, self.flavour = chain, flavour
-
-    def __getattr__(self, name):
-        return getattr(self._chain, name)

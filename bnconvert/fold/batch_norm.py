@@ -4,12 +4,14 @@ check them, and apply the pure formulas of ``numeric``."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
 from ..errors import BlobError, MissingLayerError, NumericError, UnsupportedLayerError
 from ..naming import key_for_layer_name
 from ..read.blob import BlobRef
+from ..read.fork_params import truthy
 from ..read.net import Layer, Net
 from ..records import ChainLayers, FoldedBatchNorm
 from .chains import BatchNormChain
@@ -109,7 +111,12 @@ def fold_batch_norm_chain(net: Net, chain: BatchNormChain,
     if folder is None:
         raise UnsupportedLayerError(f"{where(net, chain.batch_norm)}: cannot convert a "
                                     f"{chain.flavour} BN layer")
-    return folder(net, chain, options)
+    record = folder(net, chain, options)
+    if truthy(chain.batch_norm.extras.get("batch_norm_param", {}).get("relu", "false")):
+        record = replace(record, warnings=(*record.warnings, (
+            f"{chain.batch_norm.name}: batch_norm_param.relu is set (Intel Caffe fuses a ReLU "
+            "into this BatchNorm): the converted BN does not include it; add a ReLU after it")))
+    return record
 
 
 @folds("bvlc")
