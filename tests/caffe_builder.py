@@ -37,7 +37,8 @@ class NetBuilder:
         self.net = caffe_pb2.NetParameter(name=name)
 
     def layer(self, name: str, type_: str, bottoms: Sequence[str], tops: Sequence[str],
-              blobs: Sequence[caffe_pb2.BlobProto] = (), **params: dict) -> caffe_pb2.LayerParameter:
+              blobs: Sequence[caffe_pb2.BlobProto] = (),
+              **params: str) -> caffe_pb2.LayerParameter:
         layer = self.net.layer.add(name=name, type=type_)
         layer.bottom.extend(bottoms)
         layer.top.extend(tops)
@@ -49,7 +50,8 @@ class NetBuilder:
         return layer
 
     def input(self, name: str, shape: Sequence[int]) -> NetBuilder:
-        self.layer(name, "Input", [], [name], input_param=f"shape {{ {' '.join(f'dim: {d}' for d in shape)} }}")
+        dims = " ".join(f"dim: {d}" for d in shape)
+        self.layer(name, "Input", [], [name], input_param=f"shape {{ {dims} }}")
         return self
 
     def batch_norm(self, name: str, bottom: str, top: str, mean: Sequence[float],

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from caffe_builder import NetBuilder, blob
 from click.testing import CliRunner
+from conftest import DATA
 
 from bnconvert.cli import main
-from caffe_builder import NetBuilder, blob
-from conftest import DATA
 
 CASE = DATA / "caffe" / "bn_scale_bias"
 

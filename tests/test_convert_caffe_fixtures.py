@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import CAFFE_CASES, DATA
 
 from bnconvert.cli import main
-from conftest import CAFFE_CASES, DATA
 
 MODULES = {2: torch.nn.BatchNorm1d, 3: torch.nn.BatchNorm1d, 4: torch.nn.BatchNorm2d,
            5: torch.nn.BatchNorm3d}

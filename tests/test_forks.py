@@ -148,7 +148,8 @@ def test_yjxiong_eps_from_bn_param(eps, clamp, effective, tmp_path: Path) -> Non
     prototxt, model = fork_net(tmp_path, "BN", [blob(v, [1, C]) for v in (slope, bias, mean, var)],
                                f"bn_param {{ frozen: true eps: {eps} }}")
     out = tmp_path / "y.pt"
-    args = ["convert", str(prototxt), str(model), "-o", str(out)] + (["--clamp-eps"] if clamp else [])
+    args = ["convert", str(prototxt), str(model), "-o", str(out)]
+    args += ["--clamp-eps"] if clamp else []
     assert CliRunner().invoke(main, args).exit_code == 0
     want = per_channel(slope) * (X - per_channel(mean)) / np.sqrt(
         per_channel(var) + np.float32(effective)) + per_channel(bias)
@@ -230,7 +231,8 @@ def test_intel_fused_relu_is_reported(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["convert", str(prototxt), str(model), "-o",
                                        str(tmp_path / "r.pt")])
     assert result.exit_code == 0
-    assert "batch_norm_param.relu is set" in result.output and "add a ReLU after it" in result.output
+    assert "batch_norm_param.relu is set" in result.output
+    assert "add a ReLU after it" in result.output
 
 
 def test_verify_accepts_the_flavor_override(tmp_path: Path) -> None:
