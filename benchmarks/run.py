@@ -14,6 +14,7 @@ Usage::
     python benchmarks/make_models.py      # once, ~10 s, ~1.5 GB in ~/.cache/bnconvert-bench
     python benchmarks/run.py              # 5 rounds, all models (~3 min)
     python benchmarks/run.py --runs 9 --models resnet152 --json results.json
+    PYTHONPATH=/path/to/other/checkout python benchmarks/run.py   # benchmark another tree
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ def run(models: list[str], runs: int, with_prototxt: bool) -> dict[str, dict[str
                 sample.wall.append(wall)
                 sample.rss.append(rss)
                 sample.exit_codes.add(code)
+                if code and err.strip():
+                    sample.stderr = err.strip().splitlines()[-1]
             print(f"round {round_index}/{runs} done", file=sys.stderr)
     return results
 
