@@ -16,7 +16,13 @@ from typing import Any
 
 from .fold.batch_norm import uses_global_stats
 from .fold.chains import BatchNormChain, pair_batch_norm_chains
-from .fold.flavours import BN_LIKE_TYPES, FLAVOUR_TITLES, declared_eps, has_fused_affine
+from .fold.flavours import (
+    BN_LIKE_TYPES,
+    FLAVOUR_TITLES,
+    FORK_AFFINE,
+    declared_eps,
+    has_fused_affine,
+)
 from .naming import key_for_layer_name
 from .read.net import Layer, Net
 
@@ -42,18 +48,6 @@ WEIGHTED_TYPES = frozenset({
     "Embed", "LSTM", "RNN", "Parameter", "ConvolutionDepthwise", "DepthwiseConvolution",
     "Normalize", "CuDNNConvolution",
 })
-
-#: Fork layers that apply a learned affine after a BatchNorm, and why bnconvert does not fold
-#: them. The BatchNorm before one is converted on its own (non-affine); the fork layer's
-#: weights are not in the output.
-FORK_AFFINE = {
-    "EltwiseAffine": (
-        "a layer of an unmerged Caffe pull request (BVLC/caffe#2996, y = slope * x + bias, "
-        "replaced upstream by Scale with bias_term) whose blob layout and channel sharing "
-        "bnconvert has no reference output for; it is not folded into the BatchNorm, port its "
-        "slope and bias separately (or rewrite it as a Scale layer with bias_term: true)"),
-}
-
 
 @dataclass(frozen=True)
 class ChainRow:
@@ -250,9 +244,7 @@ def inspect_net(net: Net, flavour: str | None = None) -> InspectReport:
     for chain in analysis.chains:
         owner.update((x.index, chain) for x in chain.layers())
         followers = _fork_followers(chain, links)
-        notes = list(chain.notes) + [f"{f.type} {f.layer!r} not folded, see below"
-                                     for f in followers]
-        rows.append(_row(chain, notes))
+        rows.append(_row(chain, list(chain.notes)))
         not_converted.extend(UnconvertedRow(chain.batch_norm.name, chain.batch_norm.type, p)
                              for p in chain.problems)
         not_converted.extend(followers)

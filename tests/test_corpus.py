@@ -167,7 +167,9 @@ def test_eltwise_affine_file_says_what_is_not_converted_and_why() -> None:
     result = CliRunner().invoke(main, ["inspect", str(CORPUS / name)])
     assert result.exit_code == 0, result.output
     assert ": 7 BatchNorm chain(s): BVLC BatchNorm (no Scale) x7\n" in result.output
-    assert "  conv1_BN: EltwiseAffine 'ea_BN1' not folded, see below\n" in result.output
+    assert ("  conv1_BN: EltwiseAffine 'ea_BN1' after 'conv1_BN' is not folded (a fork layer "
+            "with no reference semantics): the BatchNorm is converted without it, port it "
+            "separately\n") in result.output
     assert ("not converted (7):\n  EltwiseAffine x7: ea_BN1 (after conv1_BN), ea_BN2 (after "
             "conv2_BN),") in result.output
     assert "unmerged Caffe pull request (BVLC/caffe#2996" in result.output

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..errors import UnsupportedLayerError
 from ..read.net import Layer, Net
-from .flavours import BN_LIKE_TYPES, detect_flavour, has_fused_affine
+from .flavours import BN_LIKE_TYPES, FORK_AFFINE, detect_flavour, has_fused_affine
 from .ranks import infer_blob_ranks
 
 __all__ = ["BatchNormChain", "ChainAnalysis", "pair_batch_norm_chains"]
@@ -145,6 +145,10 @@ def pair_batch_norm_chains(net: Net, flavour: str | None = None) -> ChainAnalysi
             scale = _follow(graph, layer, "Scale", "scale_param", rank, notes, problems)
         if scale is not None:
             bias = _follow(graph, scale, "Bias", "bias_param", rank, notes, problems)
+        last = bias or scale or layer
+        notes.extend(f"{r.type} {r.name!r} after {last.name!r} is not folded (a fork layer "
+                     "with no reference semantics): the BatchNorm is converted without it, port "
+                     "it separately" for r in graph.sole_reader(last)[1] if r.type in FORK_AFFINE)
         chain = BatchNormChain(layer, scale, bias, rank, kind, tuple(notes), tuple(problems))
         claimed.update(x.index for x in chain.layers())
         chains.append(chain)

@@ -27,7 +27,7 @@ from ..read.fork_params import truthy
 from ..read.net import Layer
 
 __all__ = ["BN_LIKE_TYPES", "FLAVOUR_TITLES", "FLAVOUR_IDS", "detect_flavour", "has_fused_affine",
-           "declared_eps", "fork_param"]
+           "declared_eps", "fork_param", "FORK_AFFINE"]
 
 BN_LIKE_TYPES = frozenset({"BatchNorm", "BN"})
 FLAVOUR_TITLES = {
@@ -40,6 +40,16 @@ FLAVOUR_TITLES = {
     "bn-unknown": "BN (SegNet or PSPNet style: the caffemodel's blobs tell)",
 }
 FLAVOUR_IDS = ("bvlc", "nvcaffe", "intel", "segnet", "yjxiong")
+#: Fork layers that apply a learned affine after a BatchNorm, and why bnconvert does not fold
+#: them. The BatchNorm before one is converted on its own (non-affine); the fork layer's
+#: weights are not in the output.
+FORK_AFFINE = {
+    "EltwiseAffine": (
+        "a layer of an unmerged Caffe pull request (BVLC/caffe#2996, y = slope * x + bias, "
+        "replaced upstream by Scale with bias_term) whose blob layout and channel sharing "
+        "bnconvert has no reference output for; it is not folded into the BatchNorm, port its "
+        "slope and bias separately (or rewrite it as a Scale layer with bias_term: true)"),
+}
 _SEGNET_KEYS = {"bn_mode", "scale_filler", "shift_filler"}
 _YJXIONG_KEYS = {"slope_filler", "bias_filler", "frozen", "momentum", "eps", "engine"}
 
