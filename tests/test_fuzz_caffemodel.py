@@ -195,7 +195,7 @@ def test_overlong_top_level_varints(name: str, width: int) -> None:
 
 def test_claimed_length_beyond_the_file_allocates_nothing() -> None:
     """A 7-byte file claiming a 2**62-byte layer: an error, and no allocation of that size."""
-    raw = b"\xa2\x06" + encode_varint(1 << 62, 9)  # type: ignore[operator]
+    raw = b"\xa2\x06" + _canonical_varint(1 << 62)
     tracemalloc.start()
     try:
         with pytest.raises(CaffemodelFormatError, match=r"byte 0: field 100 claims "
@@ -255,9 +255,14 @@ def test_wrong_wire_types(name: str, data: st.DataObject) -> None:
     read_all_bounded(bytes(raw), "wrong wire type")
 
 
+def _canonical_varint(value: int) -> bytes:
+    encoded = encode_varint(value, max(1, (value.bit_length() + 6) // 7))
+    assert encoded is not None
+    return encoded
+
+
 def _wrap(field: int, payload: bytes) -> bytes:
-    return encode_varint(field << 3 | LENGTH, 2 if field >= 16 else 1) + \
-        encode_varint(len(payload), max(1, (len(payload).bit_length() + 6) // 7)) + payload  # type: ignore[operator]
+    return _canonical_varint(field << 3 | LENGTH) + _canonical_varint(len(payload)) + payload
 
 
 @FUZZ

@@ -99,10 +99,11 @@ def test_zero_copy_view_at_any_offset(shift: int) -> None:
     raw = bytes(shift) + _blob(values)
     blob = scan_blob(raw, shift, len(raw))
     out = blob.values()
-    np.testing.assert_array_equal(out, np.float32(values))
+    np.testing.assert_array_equal(out, np.array(values, dtype=np.float32))
     assert out.base is not None and not out.flags.writeable  # a view, not a copy
     assert out.flags.aligned == (blob.spans[0][0] % out.dtype.alignment == 0)
-    np.testing.assert_array_equal(torch.from_numpy(out.copy()).numpy(), np.float32(values))
+    np.testing.assert_array_equal(torch.from_numpy(out.copy()).numpy(),
+                                  np.array(values, dtype=np.float32))
 
 
 @pytest.mark.parametrize("pad", [0, 1, 2, 3])
@@ -121,9 +122,9 @@ def test_unaligned_batch_norm_blobs_convert(tmp_path: Path, pad: int) -> None:
     state = torch.load(tmp_path / "bn.pt", weights_only=True)
     f = np.float32(1) / np.float32(factor)
     np.testing.assert_array_equal(state[f"bn{'x' * pad}.running_mean"].numpy(),
-                                  np.float32(mean) * f)
+                                  np.array(mean, dtype=np.float32) * f)
     np.testing.assert_array_equal(state[f"bn{'x' * pad}.running_var"].numpy(),
-                                  np.float32(var) * f)
+                                  np.array(var, dtype=np.float32) * f)
 
 
 # --- blob errors -------------------------------------------------------------------------------

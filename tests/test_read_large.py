@@ -143,9 +143,10 @@ def test_blob_over_2_gib_is_read_and_converted(huge_model: Path, tmp_path: Path)
     state = torch.load(output, weights_only=True)
     factor = np.float32(1) / np.float32(FACTOR)  # Caffe: f = 1/s in float32, then x * f
     np.testing.assert_array_equal(state["bn.running_mean"].numpy(),
-                                  np.float32(MEAN_ACC) * factor)
-    np.testing.assert_array_equal(state["bn.running_var"].numpy(), np.float32(VAR_ACC) * factor)
-    np.testing.assert_array_equal(state["bn.weight"].numpy(), np.float32(GAMMA))
-    np.testing.assert_array_equal(state["bn.bias"].numpy(), np.float32(BETA))
+                                  np.array(MEAN_ACC, dtype=np.float32) * factor)
+    np.testing.assert_array_equal(state["bn.running_var"].numpy(),
+                                  np.array(VAR_ACC, dtype=np.float32) * factor)
+    np.testing.assert_array_equal(state["bn.weight"].numpy(), np.array(GAMMA, dtype=np.float32))
+    np.testing.assert_array_equal(state["bn.bias"].numpy(), np.array(BETA, dtype=np.float32))
     huge_model.unlink()
     assert not huge_model.exists()
