@@ -52,6 +52,8 @@ def fold_net(net: Net, *, affine: bool = False, strict: bool = False,
         UnsupportedLayerError: chains with layers that cannot be folded (all listed at once).
         BnConvertError: missing or malformed blobs, bad values (see ``fold_batch_norm_chain``).
     """
+    if net.refused_by_caffe:
+        raise UnsupportedLayerError(f"{net.describe()}: {net.refused_by_caffe}")
     analysis = pair_batch_norm_chains(net, flavour)
     problems = [p for chain in analysis.chains for p in chain.problems]
     if problems:

@@ -117,6 +117,7 @@ class InspectReport:
     unused_weights: tuple[str, ...] = ()
     flavour_counts: dict[str, int] = field(default_factory=dict)
     not_converted: tuple[UnconvertedRow, ...] = ()
+    refused_by_caffe: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -261,4 +262,4 @@ def inspect_net(net: Net, flavour: str | None = None) -> InspectReport:
                               in WEIGHTED_TYPES) if net.caffemodel and net.prototxt else (),
         unused_weights=net.unused_weights,
         flavour_counts=dict(Counter(chain_kind(row) for row in rows)),
-        not_converted=tuple(not_converted))
+        not_converted=tuple(not_converted), refused_by_caffe=net.refused_by_caffe)

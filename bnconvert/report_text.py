@@ -70,6 +70,8 @@ def format_inspect(report: InspectReport) -> str:
         out.append(format_table(["key", "layers", "flavour", "C", "rank", "eps", "scale factor",
                                  "affine", "convertible"], rows))
     out.extend(_per_layer(report))
+    if report.refused_by_caffe:
+        out.append(f"warning: {report.refused_by_caffe}")
     if report.unknown_layer_types:
         out.append("layer types outside BVLC Caffe (not needed for BN conversion): " + ", ".join(
             f"{t} x{n}" for t, n in sorted(report.unknown_layer_types.items())))

@@ -311,3 +311,24 @@ def test_unrecognized_blob_layout_is_listed_as_not_converted(tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     assert "  bn: cannot convert: layer 'bn' (BatchNorm) has 2 blobs" in result.output
     assert "not converted (1):\n  BatchNorm x1: bn: layer 'bn'" in result.output
+
+
+def test_mixed_layer_and_v1_layers_is_refused_like_caffe(tmp_path: Path) -> None:
+    """Caffe will not build a file with both V2 'layer' and V1 'layers' entries."""
+    prototxt = tmp_path / "mixed.prototxt"
+    prototxt.write_text('layer { name: "data" type: "Input" top: "data" input_param { shape '
+                        '{ dim: 1 dim: 3 dim: 2 dim: 2 } } }\n'
+                        'layer { name: "bn" type: "BatchNorm" bottom: "data" top: "data" }\n'
+                        'layers { name: "prob" type: SOFTMAX bottom: "data" top: "prob" }\n')
+    inspected = CliRunner().invoke(main, ["inspect", str(prototxt)])
+    assert inspected.exit_code == 0
+    message = ("the file mixes 2 V2 'layer' and 1 V1 'layers' entries, which Caffe refuses to "
+               "build; only the 'layer' entries were read (rewrite the V1 ones as 'layer')")
+    assert f"warning: {message}\n" in inspected.output
+    builder = NetBuilder().input("data", [1, 3, 2, 2])
+    builder.batch_norm("bn", "data", "data", [0.0] * 3, [1.0] * 3, 1.0)
+    _, model = builder.save(tmp_path / "m", prototxt=False)
+    converted = CliRunner().invoke(main, ["convert", str(prototxt), str(model), "-o",
+                                          str(tmp_path / "o.pt")])
+    assert converted.exit_code == 1
+    assert converted.output == f"bnconvert: error: {prototxt} + {model}: {message}\n"

@@ -72,6 +72,8 @@ class Net:
         unknown: fields and enum values the schema does not know, skipped (prototxt only).
         missing_weights: layers of the net with no weights in the caffemodel.
         unused_weights: caffemodel layers with blobs that no net layer is named after.
+        refused_by_caffe: why Caffe itself would not build this net definition, if it would
+            not (e.g. V2 ``layer`` and V1 ``layers`` entries mixed in one file).
     """
 
     name: str
@@ -83,6 +85,7 @@ class Net:
     missing_weights: tuple[str, ...] = ()
     unused_weights: tuple[str, ...] = ()
     source: str = "net"
+    refused_by_caffe: str | None = None
 
     def describe(self) -> str:
         """The file(s) the net came from, for messages."""
@@ -146,8 +149,13 @@ def net_from_parts(parsed: object | None, model: Caffemodel | None,
     missing = tuple(layer.name for layer in layers if layer.blobs is None) if model else ()
     names = {layer.name for layer in layers}
     unused = tuple(n for n, layer in weights.items() if n not in names and layer.blobs)
+    refused = None
+    if parsed is not None and len(definition.layer) and len(definition.layers):
+        refused = (f"the file mixes {len(definition.layer)} V2 'layer' and "
+                   f"{len(definition.layers)} V1 'layers' entries, which Caffe refuses to "
+                   "build; only the 'layer' entries were read (rewrite the V1 ones as 'layer')")
     return Net(definition.name, tuple(layers), _header_inputs(definition), prototxt_path,
-               model.path if model else None, unknown, missing, unused, source)
+               model.path if model else None, unknown, missing, unused, source, refused)
 
 
 def _extras(message: Message, original_index: int | None,
