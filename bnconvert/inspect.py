@@ -14,7 +14,6 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .fold.batch_norm import uses_global_stats
 from .fold.chains import BatchNormChain, pair_batch_norm_chains
 from .fold.flavours import (
     BN_LIKE_TYPES,
@@ -23,6 +22,7 @@ from .fold.flavours import (
     declared_eps,
     has_fused_affine,
 )
+from .fold.params import uses_global_stats
 from .naming import key_for_layer_name
 from .read.net import Layer, Net
 

@@ -17,6 +17,7 @@ from ..records import ChainLayers, FoldedBatchNorm
 from .chains import BatchNormChain
 from .numeric import fold_affine, fold_running_stats, identity_affine
 from .options import FoldOptions
+from .params import batch_norm_eps, uses_global_stats
 
 __all__ = ["fold_batch_norm_chain", "expect_blobs", "batch_norm_eps", "uses_global_stats",
            "per_channel", "check_stats", "make_record", "batch_statistics_warning", "folds",
@@ -62,20 +63,6 @@ def per_channel(net: Net, layer: Layer, blob: BlobRef, what: str,
         raise NumericError(f"{where(net, layer)}: {what} holds {kind} at channel {bad[0]} "
                            f"({bad.size} non-finite values); the model is corrupt or diverged")
     return values
-
-
-def batch_norm_eps(layer: Layer) -> float:
-    """``batch_norm_param.eps`` as Caffe's float32 (default 1e-5)."""
-    param = layer.param_or_default("batch_norm_param")
-    return float(np.float32(param.eps if param is not None else 1e-5))  # type: ignore[attr-defined]
-
-
-def uses_global_stats(layer: Layer) -> bool:
-    """In TEST Caffe uses the stored statistics unless ``use_global_stats: false`` is set."""
-    param = layer.param("batch_norm_param")
-    if param is not None and param.HasField("use_global_stats"):
-        return bool(param.use_global_stats)  # type: ignore[attr-defined]
-    return True
 
 
 Folder = Callable[[Net, BatchNormChain, FoldOptions], FoldedBatchNorm]

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ..errors import UnsupportedLayerError
 from ..read.fork_params import truthy
 from ..read.net import Layer
+from .params import as_float32, batch_norm_eps
 
 __all__ = ["BN_LIKE_TYPES", "FLAVOUR_TITLES", "FLAVOUR_IDS", "detect_flavour", "has_fused_affine",
            "declared_eps", "fork_param", "FORK_AFFINE"]
@@ -149,10 +148,9 @@ def declared_eps(layer: Layer, flavour: str) -> float | None:
         mode = str(fork_param(layer, "bn_param", "bn_mode", "LEARN")).upper()
         return None if mode in ("INFERENCE", "1") else 1e-9
     if flavour == "yjxiong":
-        return float(np.float32(float(fork_param(layer, "bn_param", "eps", 1e-5))))
-    param = layer.param_or_default("batch_norm_param")
-    eps = float(np.float32(param.eps if param is not None else 1e-5))  # type: ignore[attr-defined]
-    return float(max(np.float32(eps), np.float32(1e-5))) if flavour.startswith("nvcaffe") else eps
+        return as_float32(float(fork_param(layer, "bn_param", "eps", 1e-5)))
+    eps = batch_norm_eps(layer)
+    return max(eps, as_float32(1e-5)) if flavour.startswith("nvcaffe") else eps
 
 
 def fork_param(layer: Layer, block: str, name: str, default: Any = None) -> Any:
