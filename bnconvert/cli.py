@@ -53,7 +53,7 @@ _FLAVOR = click.option(
 _FILES = click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="bnconvert", context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bnconvert")
 def main() -> None:
     """Convert Caffe BatchNorm (+Scale/+Bias) layers into PyTorch and Torch7 weights that

@@ -1,0 +1,108 @@
+"""The command line as a user meets it: help, version, output formats and the manifest."""
+
+from __future__ import annotations
+
+import builtins
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import DATA
+from safetensors.numpy import load_file
+
+from bnconvert import __version__
+from bnconvert.cli import main
+
+CASE = DATA / "caffe" / "resnet_block"
+FILES = [str(CASE / "deploy.prototxt"), str(CASE / "model.caffemodel")]
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.exit_code == 0 and result.output == f"bnconvert, version {__version__}\n"
+
+
+@pytest.mark.parametrize("command", [[], ["convert"], ["inspect"], ["verify"]])
+def test_help_on_every_command(command: list[str]) -> None:
+    result = run(*command, "--help")
+    assert result.exit_code == 0 and "Usage: bnconvert" in result.output
+
+
+def test_default_manifest_beside_output(tmp_path: Path) -> None:
+    out = tmp_path / "bn.pt"
+    result = run("convert", *FILES, "-o", str(out))
+    assert result.exit_code == 0
+    assert result.output == f"wrote {out}: 4 BatchNorm layers (4 affine, 0 non-affine)\n"
+    manifest = json.loads((tmp_path / "bn.pt.json").read_text())
+    assert manifest["format"] == "pt" and manifest["file"] == "bn.pt"
+    assert [b["key"] for b in manifest["batch_norms"]] == [
+        "bn2a_branch1", "bn2a_branch2a", "bn2a_branch2b", "bn2a_branch2c"]
+    assert manifest["sources"] == {"prototxt": FILES[0], "caffemodel": FILES[1]}
+
+
+def test_manifest_path_and_no_manifest(tmp_path: Path) -> None:
+    chosen = tmp_path / "meta" / "m.json"
+    chosen.parent.mkdir()
+    assert run("convert", *FILES, "-o", str(tmp_path / "a.pt"), "--manifest",
+               str(chosen)).exit_code == 0
+    assert chosen.exists() and not (tmp_path / "a.pt.json").exists()
+    assert run("convert", *FILES, "-o", str(tmp_path / "b.pt"), "--no-manifest",
+               "-q").exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "b.pt", "meta"]
+
+
+def test_explicit_format_wins_over_extension(tmp_path: Path) -> None:
+    out = tmp_path / "weights.bin"
+    assert run("convert", *FILES, "-o", str(out), "--format", "pt", "-q").exit_code == 0
+    assert set(torch.load(out, weights_only=True)) >= {"bn2a_branch1.running_var"}
+
+
+def test_safetensors_holds_the_same_state_dict(tmp_path: Path) -> None:
+    assert run("convert", *FILES, "-o", str(tmp_path / "a.pt"), "-q").exit_code == 0
+    assert run("convert", *FILES, "-o", str(tmp_path / "a.safetensors"), "-q").exit_code == 0
+    pt = torch.load(tmp_path / "a.pt", weights_only=True)
+    st = load_file(str(tmp_path / "a.safetensors"))
+    assert set(pt) == set(st)
+    for key, value in pt.items():
+        assert np.array_equal(value.numpy(), st[key]) and value.numpy().dtype == st[key].dtype
+
+
+def test_safetensors_without_the_extra_says_how_to_install(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    real_import = builtins.__import__
+
+    def no_safetensors(name, *args, **kwargs):
+        if name.startswith("safetensors"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_safetensors)
+    out = tmp_path / "a.safetensors"
+    result = run("convert", *FILES, "-o", str(out))
+    assert result.exit_code == 1
+    assert result.output == ("bnconvert: error: writing .safetensors needs the optional "
+                             "'safetensors' package: pip install 'bnconvert[safetensors]'\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_inspect_prototxt_alone_shows_structure() -> None:
+    result = run("inspect", FILES[0], "--json")
+    assert result.exit_code == 0
+    report = json.loads(result.output)
+    rows = [(c["batch_norm"], c["scale"], c["channels"], c["rank"]) for c in report["chains"]]
+    assert rows == [(f"bn2a_{b}", f"scale2a_{b}", None, 4)
+                    for b in ("branch1", "branch2a", "branch2b", "branch2c")]
+
+
+def test_inspect_with_weights_shows_channels_and_scale_factor() -> None:
+    report = json.loads(run("inspect", *FILES, "--json").output)
+    expected = json.loads((CASE / "expected_bn.json").read_text())
+    got = [(c["batch_norm"], c["channels"], c["scale_factor"]) for c in report["chains"]]
+    assert got == [(e["bn"], e["channels"], pytest.approx(e["scale_factor"])) for e in expected]
