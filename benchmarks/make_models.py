@@ -39,10 +39,9 @@ import numpy as np
 from google.protobuf import text_format
 
 from bnconvert._proto import caffe_pb2
-from bnconvert.read.wire import iter_fields
+from bnconvert.read.wire import encode_varint, iter_fields
 
-__all__ = ["MODELS", "cache_dir", "model_paths", "ensure_model", "write_blob_field",
-           "encode_varint"]
+__all__ = ["MODELS", "cache_dir", "model_paths", "ensure_model", "write_blob_field"]
 
 SCALE_FACTOR = 95.2079  # sum of 0.999**k over 100 passes, as in the real fixtures
 _CHUNK = 4 * 1024 * 1024  # float32 values per write (16 MiB)
@@ -50,19 +49,6 @@ _LENGTH = 2
 
 
 # --- wire format -------------------------------------------------------------------------------
-
-def encode_varint(value: int) -> bytes:
-    """Protobuf base-128 varint of a non-negative int."""
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
 
 def _key(field: int, wire: int = _LENGTH) -> bytes:
     return encode_varint(field << 3 | wire)

@@ -10,26 +10,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bnconvert._proto import caffe_pb2
 from bnconvert.api import convert
 from bnconvert.errors import CaffemodelFormatError
 from bnconvert.read.blob import scan_blob
 from bnconvert.read.caffemodel import scan_caffemodel
-from bnconvert.read.wire import FIXED32, LENGTH, VARINT, WireFormatError, iter_fields, read_varint
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+from bnconvert.read.wire import (
+    FIXED32,
+    LENGTH,
+    VARINT,
+    WireFormatError,
+    encode_tag,
+    iter_fields,
+    read_varint,
+)
 
 
 def _len_field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | LENGTH) + _varint(len(payload)) + payload
+    return encode_tag(number, LENGTH, len(payload)) + payload
 
 
 def _blob(values: list[float], double: bool = False) -> bytes:
@@ -167,3 +168,9 @@ def test_undecodable_parameters_keep_the_identity() -> None:
     (only,) = model.layers
     assert (only.name, only.type, list(only.definition.bottom)) == ("bn", "BatchNorm", ["x"])
     assert only.decode_problem is not None and "parameters not decoded" in only.decode_problem
+
+
+@given(st.integers(min_value=0, max_value=2**64 - 1))
+def test_varint_round_trip(value: int) -> None:
+    raw = encode_varint(value)
+    assert read_varint(raw, 0, len(raw)) == (value, len(raw))

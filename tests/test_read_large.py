@@ -24,6 +24,7 @@ from google.protobuf.message import DecodeError
 from bnconvert._proto import caffe_pb2
 from bnconvert.api import convert
 from bnconvert.read.caffemodel import read_caffemodel
+from bnconvert.read.wire import LENGTH, encode_tag
 
 HUGE = (1 << 29) + 16  # float32 values: 2 GiB + 64 bytes of packed data
 MEAN_ACC = [0.5, -1.25, 3.0]
@@ -33,18 +34,9 @@ GAMMA, BETA = [1.5, -0.5, 2.0], [0.25, 0.0, -3.0]
 NEED_FREE = 5 * 10**9
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def _field(number: int, payload_size: int) -> bytes:
     """Tag and length of a length-delimited field (the payload follows)."""
-    return _varint(number << 3 | 2) + _varint(payload_size)
+    return encode_tag(number, LENGTH, payload_size)
 
 
 def _blob(values: list[float]) -> bytes:

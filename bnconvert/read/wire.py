@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Protocol, overload
 
 __all__ = ["WireFormatError", "Buffer", "read_varint", "iter_fields", "VARINT", "FIXED64",
-           "LENGTH", "FIXED32"]
+           "LENGTH", "FIXED32", "encode_varint", "encode_tag"]
 
 VARINT, FIXED64, LENGTH, START_GROUP, END_GROUP, FIXED32 = 0, 1, 2, 3, 4, 5
 _WIRE_NAMES = {0: "varint", 1: "64-bit", 2: "length-delimited", 3: "start-group",
@@ -110,3 +110,26 @@ def iter_fields(buf: Buffer, start: int, end: int) -> Iterator[tuple[int, int, i
             )
         yield field, wire, pos, pos + size
         pos += size
+
+
+def encode_varint(value: int) -> bytes:
+    """The base-128 varint of a non-negative int (the inverse of ``read_varint``).
+
+    bnconvert only reads Caffe files; the encoder serves tests and the benchmark's generator.
+
+    Example:
+        >>> encode_varint(150)
+        b'\\x96\\x01'
+    """
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def encode_tag(field: int, wire: int = LENGTH, length: int | None = None) -> bytes:
+    """A field's tag, followed by ``length`` as a varint for a length-delimited field."""
+    tag = encode_varint(field << 3 | wire)
+    return tag if length is None else tag + encode_varint(length)
