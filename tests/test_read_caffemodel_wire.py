@@ -24,6 +24,7 @@ from bnconvert.read.wire import (
     VARINT,
     WireFormatError,
     encode_tag,
+    encode_varint,
     iter_fields,
     read_varint,
 )
