@@ -234,7 +234,7 @@ def inspect_net(net: Net, flavour: str | None = None) -> InspectReport:
 
     Example:
         >>> report = inspect_net(load_net("deploy.prototxt", None))  # doctest: +SKIP
-        >>> report.flavour_counts
+        >>> report.flavour_counts  # doctest: +SKIP
         {'BVLC BatchNorm + Scale': 53}
     """
     analysis = pair_batch_norm_chains(net, flavour)

@@ -14,6 +14,7 @@ from ..read.blob import BlobRef
 from ..read.fork_params import truthy
 from ..read.net import Layer, Net
 from ..records import ChainLayers, FoldedBatchNorm
+from ..registry import Registry
 from .chains import BatchNormChain
 from .numeric import fold_affine, fold_running_stats, identity_affine
 from .options import FoldOptions
@@ -67,20 +68,8 @@ def per_channel(net: Net, layer: Layer, blob: BlobRef, what: str,
 
 Folder = Callable[[Net, BatchNormChain, FoldOptions], FoldedBatchNorm]
 #: flavour id -> fold function (forks register theirs in ``fold.forks``)
-FOLDERS: dict[str, Folder] = {}
-
-
-def folds(*flavours: str) -> Callable[[Folder], Folder]:
-    """Register a fold function for flavour ids (each at most once)."""
-
-    def decorate(fn: Folder) -> Folder:
-        for flavour in flavours:
-            if flavour in FOLDERS:
-                raise RuntimeError(f"flavour {flavour!r} registered twice")
-            FOLDERS[flavour] = fn
-        return fn
-
-    return decorate
+FOLDERS: Registry[Folder] = Registry("fold function")
+folds = FOLDERS.register
 
 
 def fold_batch_norm_chain(net: Net, chain: BatchNormChain,

@@ -122,7 +122,8 @@ def pair_batch_norm_chains(net: Net, flavour: str | None = None) -> ChainAnalysi
 
     Example:
         >>> analysis = pair_batch_norm_chains(net)  # doctest: +SKIP
-        >>> [(c.batch_norm.name, c.scale and c.scale.name) for c in analysis.chains]
+        >>> [(c.batch_norm.name, c.scale and c.scale.name)  # doctest: +SKIP
+        ...  for c in analysis.chains]
     """
     graph = _Graph(net)
     ranks = infer_blob_ranks(net)

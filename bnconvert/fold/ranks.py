@@ -7,22 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..read.net import Layer, Net
+from ..registry import Registry
 
 __all__ = ["infer_blob_ranks"]
 
 _RankRule = Callable[[Layer, list[int | None]], list[int | None]]
-_RULES: dict[str, _RankRule] = {}
-
-
-def _rule(*types: str) -> Callable[[_RankRule], _RankRule]:
-    def decorate(fn: _RankRule) -> _RankRule:
-        for layer_type in types:
-            if layer_type in _RULES:
-                raise RuntimeError(f"rank rule for {layer_type!r} registered twice")
-            _RULES[layer_type] = fn
-        return fn
-
-    return decorate
+_RULES: Registry[_RankRule] = Registry("rank rule")
+_rule = _RULES.register
 
 
 def _tops(layer: Layer, rank: int | None) -> list[int | None]:

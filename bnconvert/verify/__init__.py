@@ -8,7 +8,7 @@ formula); ``compare`` measures the difference; ``report`` tells the verdict.
 Example:
     >>> from bnconvert.verify import verify_file
     >>> report = verify_file("deploy.prototxt", "model.caffemodel", "bn.pt")  # doctest: +SKIP
-    >>> report.passed
+    >>> report.passed  # doctest: +SKIP
     True
 """
 

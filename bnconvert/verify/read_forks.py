@@ -15,6 +15,7 @@ from ..errors import UnsupportedLayerError
 from ..fold.chains import BatchNormChain
 from ..fold.flavours import fork_param
 from ..read.net import Net
+from ..registry import Registry
 from .reference import (
     CaffeChain,
     blob_vector,
@@ -32,17 +33,9 @@ _F32 = np.float32
 
 Reader = Callable[[Net, BatchNormChain], ReferenceChain]
 #: flavour id -> the function that reads its raw blobs for the reference
-READERS: dict[str, Reader] = {"bvlc": read_caffe_chain}
-
-
-def _reads(*flavours: str) -> Callable[[Reader], Reader]:
-    def register(fn: Reader) -> Reader:
-        for flavour in flavours:
-            if flavour in READERS:
-                raise RuntimeError(f"flavour {flavour!r} registered twice")
-            READERS[flavour] = fn
-        return fn
-    return register
+READERS: Registry[Reader] = Registry("reference reader")
+_reads = READERS.register
+_reads("bvlc")(read_caffe_chain)
 
 
 def read_reference_chain(net: Net, chain: BatchNormChain) -> ReferenceChain:

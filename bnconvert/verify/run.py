@@ -70,7 +70,7 @@ def verify_file(prototxt: PathLike | None, caffemodel: PathLike, converted: Path
 
     Example:
         >>> report = verify_file("deploy.prototxt", "model.caffemodel", "bn.pt")  # doctest: +SKIP
-        >>> report.verdict
+        >>> report.verdict  # doctest: +SKIP
         'pass'
     """
     if reference not in REFERENCES:

@@ -21,7 +21,7 @@ def to_state_dict(records: Sequence[FoldedBatchNorm], prefix: str = "",
 
     Example:
         >>> sd = to_state_dict(records)  # doctest: +SKIP
-        >>> torch.nn.BatchNorm2d(64, eps=records[0].eps).load_state_dict(
+        >>> torch.nn.BatchNorm2d(64, eps=records[0].eps).load_state_dict(  # doctest: +SKIP
         ...     {k.split(".", 1)[1]: v for k, v in sd.items() if k.startswith("bn_conv1.")})
     """
     return {key: torch.from_numpy(np.array(value, copy=True, order="C"))
