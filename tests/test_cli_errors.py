@@ -77,17 +77,16 @@ def test_prototxt_passed_as_caffemodel(out: Path) -> None:
 
 def test_caffemodel_passed_as_prototxt(out: Path) -> None:
     model = CASE / "model.caffemodel"
-    code, output = run(["convert", str(model), str(model), "-o", str(out)])
-    assert code == 1 and output.startswith(f"bnconvert: error: {model}: not a text prototxt")
-    assert output.count("\n") == 1 and not out.exists()
+    assert_fails(["convert", str(model), str(model), "-o", str(out)], out,
+                 f"{model}: not a text prototxt (binary data at byte 1); did you pass a "
+                 ".caffemodel where a .prototxt was expected?")
 
 
 def test_prototxt_syntax_error(tmp_path: Path, out: Path) -> None:
     broken = tmp_path / "broken.prototxt"
     broken.write_text('name: "x"\nlayer {\n  name: "bn1"\n  type: "BatchNorm"\n')
-    code, output = run(["convert", str(broken), str(CASE / "model.caffemodel"), "-o", str(out)])
-    assert code == 1 and output.startswith(f"bnconvert: error: {broken}:5:1: ")
-    assert output.count("\n") == 1 and not out.exists()
+    assert_fails(["convert", str(broken), str(CASE / "model.caffemodel"), "-o", str(out)], out,
+                 f'{broken}:5:1: expected "}}" to close layer opened at line 2, found end of file')
 
 
 def test_prototxt_of_another_net(out: Path) -> None:
