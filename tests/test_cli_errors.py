@@ -78,7 +78,7 @@ def test_prototxt_passed_as_caffemodel(out: Path) -> None:
 def test_caffemodel_passed_as_prototxt(out: Path) -> None:
     model = CASE / "model.caffemodel"
     assert_fails(["convert", str(model), str(model), "-o", str(out)], out,
-                 f"{model}: not a text prototxt (binary data at byte 1); did you pass a "
+                 f"{model}: not a text prototxt (binary data at byte 15); did you pass a "
                  ".caffemodel where a .prototxt was expected?")
 
 
