@@ -194,3 +194,13 @@ def test_copies_do_not_share_state(tmp_path: Path) -> None:
     shutil.copy(CASE / "model.caffemodel", tmp_path / "m.caffemodel")
     code, _ = run(["convert", str(tmp_path / "m.caffemodel"), "-o", str(tmp_path / "m.pt")])
     assert code == 0
+
+
+def test_caffemodel_of_a_net_with_other_channel_counts(out: Path) -> None:
+    """Same layer names, other shapes: Caffe refuses to copy such weights, and so do we."""
+    prototxt = DATA / "caffe" / "bn_only" / "deploy.prototxt"  # conv1: num_output 5
+    model = CASE / "model.caffemodel"  # bn1: 4 channels
+    assert_fails(["convert", str(prototxt), str(model), "-o", str(out)], out,
+                 f"{model}: layer 'bn1' (BatchNorm) has 4 channels in the caffemodel, but the "
+                 "prototxt's 'conv1' (Convolution) produces 5 (num_output): the caffemodel is "
+                 "not from this net")

@@ -88,6 +88,7 @@ def fold_batch_norm_chain(net: Net, chain: BatchNormChain,
         raise UnsupportedLayerError(f"{where(net, chain.batch_norm)}: cannot convert a "
                                     f"{chain.flavour} BN layer")
     record = folder(net, chain, options)
+    _check_producer_channels(net, chain, record.channels)
     if truthy(chain.batch_norm.extras.get("batch_norm_param", {}).get("relu", "false")):
         record = replace(record, warnings=(*record.warnings, (
             f"{chain.batch_norm.name}: batch_norm_param.relu is set (Intel Caffe fuses a ReLU "
@@ -144,6 +145,27 @@ def make_record(chain: BatchNormChain, channels: int, eps: float, mean: np.ndarr
         running_var=frozen(var), weight=frozen_optional(weight), bias=frozen_optional(bias),
         scale_factor=scale_factor, use_global_stats=use_global_stats, flavour=flavour,
         warnings=tuple(warnings))
+
+
+_CHANNEL_PRODUCERS = {"Convolution": "convolution_param", "Deconvolution": "convolution_param",
+                      "InnerProduct": "inner_product_param"}
+
+
+def _check_producer_channels(net: Net, chain: BatchNormChain, channels: int) -> None:
+    """The blobs must fit the net the prototxt defines, or Caffe itself refuses to load them
+    (``Cannot copy param ... shape mismatch``): a caffemodel of another net is caught here."""
+    producer = chain.producer
+    field = _CHANNEL_PRODUCERS.get(producer.type) if producer is not None else None
+    if producer is None or field is None or net.prototxt is None:
+        return
+    param = producer.param(field)
+    if param is None or not param.HasField("num_output") or getattr(param, "axis", 1) != 1:
+        return
+    if param.num_output != channels:  # type: ignore[attr-defined]
+        raise BlobError(
+            f"{where(net, chain.batch_norm)} has {channels} channels in the caffemodel, but the "
+            f"prototxt's {producer.name!r} ({producer.type}) produces "
+            f"{param.num_output} (num_output): the caffemodel is not from this net")  # type: ignore[attr-defined]
 
 
 def check_stats(net: Net, bn: Layer, var: np.ndarray, eps: float) -> None:

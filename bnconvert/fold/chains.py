@@ -28,6 +28,7 @@ class BatchNormChain:
         flavour: the BN implementation (``fold.flavours``), ``"unrecognized"`` when its blobs fit
             no known layout (``problems`` says why).
         rank: rank of the BatchNorm's input blob, None if the net does not tell.
+        producer: the layer that wrote the BatchNorm's input (None for a net input).
         notes: why a neighbouring layer was not folded (information, not an error).
         problems: layers inside the chain that cannot be folded; converting fails on them.
     """
@@ -39,6 +40,7 @@ class BatchNormChain:
     flavour: str = "bvlc"
     notes: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
+    producer: Layer | None = None
 
     def layers(self) -> tuple[Layer, ...]:
         """The chain's layers in graph order."""
@@ -150,7 +152,10 @@ def pair_batch_norm_chains(net: Net, flavour: str | None = None) -> ChainAnalysi
         notes.extend(f"{r.type} {r.name!r} after {last.name!r} is not folded (a fork layer "
                      "with no reference semantics): the BatchNorm is converted without it, port "
                      "it separately" for r in graph.sole_reader(last)[1] if r.type in FORK_AFFINE)
-        chain = BatchNormChain(layer, scale, bias, rank, kind, tuple(notes), tuple(problems))
+        writer = inputs[0][1] if inputs else -1
+        producer = net.layers[writer] if writer >= 0 else None
+        chain = BatchNormChain(layer, scale, bias, rank, kind, tuple(notes), tuple(problems),
+                               producer)
         claimed.update(x.index for x in chain.layers())
         chains.append(chain)
     standalone = tuple(x for x in net.layers
