@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["load_net", "analyze", "fold_net", "load_batch_norms", "to_state_dict", "save",
-           "convert"]
+           "convert", "convert_net"]
 
 PathLike = str | os.PathLike[str]
 
@@ -145,10 +145,23 @@ def convert(prototxt: PathLike | None, caffemodel: PathLike, output: PathLike, *
             flavour: str | None = None, clamp_eps: bool = False,
             options: WriteOptions = WriteOptions(),
             manifest: PathLike | bool = True) -> list[FoldedBatchNorm]:
-    """Read, fold and write in one call; every check runs before a byte is written."""
+    """Read, fold and write in one call; every check runs before a byte is written.
+
+    Example:
+        >>> convert("deploy.prototxt", "model.caffemodel", "bn.pt")  # doctest: +SKIP
+    """
     writer_for(Path(output), fmt)  # an unknown format fails before reading anything
-    records = load_batch_norms(prototxt, caffemodel, affine=affine, strict=strict,
-                               flavour=flavour, clamp_eps=clamp_eps)
-    sources = {"prototxt": str(prototxt) if prototxt else None, "caffemodel": str(caffemodel)}
+    return convert_net(load_net(prototxt, caffemodel), output, fmt=fmt, affine=affine,
+                       strict=strict, flavour=flavour, clamp_eps=clamp_eps, options=options,
+                       manifest=manifest)
+
+
+def convert_net(net: Net, output: PathLike, *, fmt: str | None = None, affine: bool = False,
+                strict: bool = False, flavour: str | None = None, clamp_eps: bool = False,
+                options: WriteOptions = WriteOptions(),
+                manifest: PathLike | bool = True) -> list[FoldedBatchNorm]:
+    """Fold an already loaded net and write it (see ``convert``)."""
+    records = fold_net(net, affine=affine, strict=strict, flavour=flavour, clamp_eps=clamp_eps)
+    sources = {"prototxt": net.prototxt, "caffemodel": net.caffemodel}
     save(records, output, fmt=fmt, options=options, manifest=manifest, sources=sources)
     return records

@@ -94,7 +94,8 @@ def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool
     carries its layer definitions)."""
     import gc
 
-    from .api import convert as run
+    from .api import convert_net
+    from .read.net import load_net
     from .write.registry import WriteOptions, writer_for
 
     prototxt, caffemodel = _split_files(files, need_model=True)
@@ -104,12 +105,18 @@ def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool
     # collection (about 0.1 s of a conversion that otherwise costs little more than the import).
     gc.freeze()
     options = WriteOptions(dtype=dtype, prefix=prefix, t7_layout=t7_layout)
-    records = run(prototxt, caffemodel, output, fmt=fmt, affine=affine or cudnn, strict=strict,
-                  flavour=flavor, clamp_eps=clamp_eps, options=options,
-                  manifest=False if no_manifest else (manifest or True))
+    net = load_net(prototxt, caffemodel)
+    records = convert_net(net, output, fmt=fmt, affine=affine or cudnn, strict=strict,
+                          flavour=flavor, clamp_eps=clamp_eps, options=options,
+                          manifest=False if no_manifest else (manifest or True))
     for record in records:
         for warning in record.warnings:
             click.echo(f"bnconvert: warning: {warning}", err=True)
+    missing = net.missing_learned_weights()
+    if missing and not quiet:
+        click.echo(f"bnconvert: note: {len(missing)} layer(s) have no weights in the caffemodel "
+                   f"(Caffe keeps their initial values; not needed here): {', '.join(missing)}",
+                   err=True)
     if not quiet:
         affine_count = sum(r.affine for r in records)
         click.echo(f"wrote {output}: {len(records)} BatchNorm layers "

@@ -42,12 +42,6 @@ BVLC_LAYER_TYPES = frozenset({
 })
 
 
-#: Layer types that carry learned blobs: only these can miss weights in a caffemodel.
-WEIGHTED_TYPES = frozenset({
-    "Convolution", "Deconvolution", "InnerProduct", "BatchNorm", "BN", "Scale", "Bias", "PReLU",
-    "Embed", "LSTM", "RNN", "Parameter", "ConvolutionDepthwise", "DepthwiseConvolution",
-    "Normalize", "CuDNNConvolution",
-})
 
 @dataclass(frozen=True)
 class ChainRow:
@@ -249,7 +243,6 @@ def inspect_net(net: Net, flavour: str | None = None) -> InspectReport:
         not_converted.extend(UnconvertedRow(chain.batch_norm.name, chain.batch_norm.type, p)
                              for p in chain.problems)
         not_converted.extend(followers)
-    types_by_name = {layer.name: layer.type for layer in net.layers}
     return InspectReport(
         files=tuple(p for p in (net.prototxt, net.caffemodel) if p),
         chains=tuple(rows),
@@ -258,8 +251,7 @@ def inspect_net(net: Net, flavour: str | None = None) -> InspectReport:
         unknown_fields=tuple(f"{u.path} (line {u.line})" for u in net.unknown),
         unknown_layer_types=dict(Counter(
             x.type for x in net.layers if x.type not in BVLC_LAYER_TYPES | BN_LIKE_TYPES)),
-        missing_weights=tuple(n for n in net.missing_weights if types_by_name.get(n)
-                              in WEIGHTED_TYPES) if net.caffemodel and net.prototxt else (),
+        missing_weights=net.missing_learned_weights(),
         unused_weights=net.unused_weights,
         flavour_counts=dict(Counter(chain_kind(row) for row in rows)),
         not_converted=tuple(not_converted), refused_by_caffe=net.refused_by_caffe)

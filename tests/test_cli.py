@@ -106,3 +106,24 @@ def test_inspect_with_weights_shows_channels_and_scale_factor() -> None:
     expected = json.loads((CASE / "expected_bn.json").read_text())
     got = [(c["batch_norm"], c["channels"], c["scale_factor"]) for c in report["chains"]]
     assert got == [(e["bn"], e["channels"], pytest.approx(e["scale_factor"])) for e in expected]
+
+
+def test_convert_notes_layers_without_weights(tmp_path: Path) -> None:
+    """Caffe keeps layers the caffemodel lacks at their initial values: not fatal, but said."""
+    from caffe_builder import NetBuilder
+
+    builder = NetBuilder().input("data", [2, 3, 4, 4])
+    builder.batch_norm("bn", "data", "data", [0.0] * 3, [1.0] * 3, 1.0)
+    _, model = builder.save(tmp_path / "m", prototxt=False)
+    prototxt = tmp_path / "deploy.prototxt"
+    prototxt.write_text(
+        'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 3 '
+        'dim: 4 dim: 4 } } }\n'
+        'layer { name: "bn" type: "BatchNorm" bottom: "data" top: "data" }\n'
+        'layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc" '
+        'inner_product_param { num_output: 2 } }\n'
+        'layer { name: "relu" type: "ReLU" bottom: "fc" top: "fc" }\n')
+    result = run("convert", str(prototxt), str(model), "-o", str(tmp_path / "o.pt"))
+    assert result.exit_code == 0
+    assert ("bnconvert: note: 1 layer(s) have no weights in the caffemodel (Caffe keeps their "
+            "initial values; not needed here): fc\n") in result.output

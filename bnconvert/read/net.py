@@ -20,7 +20,14 @@ from .caffemodel import Caffemodel, read_caffemodel
 from .fork_params import binary_fork_params, flatten_extras
 from .v1_types import v1_type_name
 
-__all__ = ["Layer", "Net", "load_net", "net_from_parts"]
+__all__ = ["Layer", "Net", "load_net", "net_from_parts", "LEARNED_LAYER_TYPES"]
+
+#: Layer types that carry learned blobs: only these can miss weights in a caffemodel.
+LEARNED_LAYER_TYPES = frozenset({
+    "Convolution", "Deconvolution", "InnerProduct", "BatchNorm", "BN", "Scale", "Bias", "PReLU",
+    "Embed", "LSTM", "RNN", "Parameter", "ConvolutionDepthwise", "DepthwiseConvolution",
+    "Normalize", "CuDNNConvolution",
+})
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,6 +93,14 @@ class Net:
     unused_weights: tuple[str, ...] = ()
     source: str = "net"
     refused_by_caffe: str | None = None
+
+    def missing_learned_weights(self) -> tuple[str, ...]:
+        """Layers of a learned type (``LEARNED_LAYER_TYPES``) that the caffemodel has no
+        weights for: Caffe keeps them at their initial values. Empty without a prototxt."""
+        if self.prototxt is None or self.caffemodel is None:
+            return ()
+        types = {layer.name: layer.type for layer in self.layers}
+        return tuple(n for n in self.missing_weights if types.get(n) in LEARNED_LAYER_TYPES)
 
     def describe(self) -> str:
         """The file(s) the net came from, for messages."""
