@@ -9,6 +9,8 @@ Public API (imported lazily, so ``import bnconvert`` stays cheap and never impor
     to_state_dict(records, prefix="", dtype="float32") -> dict[str, torch.Tensor]
     save(records, path, fmt=None, options=WriteOptions(), manifest=True)
     convert(prototxt, caffemodel, output, ...) -> list[FoldedBatchNorm]
+    convert_net(net, output, ...) -> list[FoldedBatchNorm]
+    verify_file(prototxt, caffemodel, converted, ...) -> VerifyReport   (imports torch)
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "load_net": "bnconvert.api", "analyze": "bnconvert.api", "fold_net": "bnconvert.api",
     "load_batch_norms": "bnconvert.api", "to_state_dict": "bnconvert.api",
-    "save": "bnconvert.api", "convert": "bnconvert.api",
+    "save": "bnconvert.api", "convert": "bnconvert.api", "convert_net": "bnconvert.api",
+    "verify_file": "bnconvert.verify",
     "FoldedBatchNorm": "bnconvert.records", "ChainLayers": "bnconvert.records",
     "WriteOptions": "bnconvert.write.registry",
     "BnConvertError": "bnconvert.errors", "ParseError": "bnconvert.errors",
