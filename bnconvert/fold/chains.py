@@ -113,6 +113,33 @@ def _follow(graph: _Graph, head: Layer, wanted: str, param: str, rank: int | Non
     return reader
 
 
+def _chain_of(layer: Layer, net: Net, graph: _Graph, ranks: dict[_Version, int | None],
+              flavour: str | None) -> BatchNormChain:
+    """The chain that starts at the BN-like ``layer``."""
+    inputs = graph.inputs[layer.index]
+    rank = ranks.get(inputs[0]) if inputs else None
+    notes: list[str] = []
+    problems: list[str] = []
+    try:
+        kind = detect_flavour(layer, flavour)
+    except UnsupportedLayerError as exc:
+        kind = "unrecognized"
+        problems.append(str(exc))
+    scale = bias = None
+    if kind != "unrecognized" and not has_fused_affine(layer, kind):
+        scale = _follow(graph, layer, "Scale", "scale_param", rank, notes, problems)
+    if scale is not None:
+        bias = _follow(graph, scale, "Bias", "bias_param", rank, notes, problems)
+    last = bias or scale or layer
+    notes.extend(f"{r.type} {r.name!r} after {last.name!r} is not folded (a fork layer with no "
+                 "reference semantics): the BatchNorm is converted without it, port it "
+                 "separately" for r in graph.sole_reader(last)[1] if r.type in FORK_AFFINE)
+    writer = inputs[0][1] if inputs else -1
+    producer = net.layers[writer] if writer >= 0 else None
+    return BatchNormChain(layer, scale, bias, rank, kind, tuple(notes), tuple(problems),
+                          producer)
+
+
 def pair_batch_norm_chains(net: Net, flavour: str | None = None) -> ChainAnalysis:
     """Find every BatchNorm → Scale → Bias chain of ``net`` (and every fork BN layer).
 
@@ -129,35 +156,9 @@ def pair_batch_norm_chains(net: Net, flavour: str | None = None) -> ChainAnalysi
     """
     graph = _Graph(net)
     ranks = infer_blob_ranks(net)
-    chains: list[BatchNormChain] = []
-    claimed: set[int] = set()
-    for layer in net.layers:
-        if layer.type not in BN_LIKE_TYPES:
-            continue
-        inputs = graph.inputs[layer.index]
-        rank = ranks.get(inputs[0]) if inputs else None
-        notes: list[str] = []
-        problems: list[str] = []
-        try:
-            kind = detect_flavour(layer, flavour)
-        except UnsupportedLayerError as exc:
-            kind = "unrecognized"
-            problems.append(str(exc))
-        scale = bias = None
-        if kind != "unrecognized" and not has_fused_affine(layer, kind):
-            scale = _follow(graph, layer, "Scale", "scale_param", rank, notes, problems)
-        if scale is not None:
-            bias = _follow(graph, scale, "Bias", "bias_param", rank, notes, problems)
-        last = bias or scale or layer
-        notes.extend(f"{r.type} {r.name!r} after {last.name!r} is not folded (a fork layer "
-                     "with no reference semantics): the BatchNorm is converted without it, port "
-                     "it separately" for r in graph.sole_reader(last)[1] if r.type in FORK_AFFINE)
-        writer = inputs[0][1] if inputs else -1
-        producer = net.layers[writer] if writer >= 0 else None
-        chain = BatchNormChain(layer, scale, bias, rank, kind, tuple(notes), tuple(problems),
-                               producer)
-        claimed.update(x.index for x in chain.layers())
-        chains.append(chain)
+    chains = [_chain_of(layer, net, graph, ranks, flavour) for layer in net.layers
+              if layer.type in BN_LIKE_TYPES]
+    claimed = {x.index for chain in chains for x in chain.layers()}
     standalone = tuple(x for x in net.layers
                        if x.type in ("Scale", "Bias") and x.index not in claimed)
     return ChainAnalysis(tuple(chains), standalone)
