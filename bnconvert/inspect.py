@@ -10,11 +10,11 @@ computes) and lists the fork layer under ``not_converted`` with the reason (``FO
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .fold.chains import BatchNormChain, pair_batch_norm_chains
+from .fold.chains import BatchNormChain, BlobGraph, pair_batch_norm_chains
 from .fold.flavours import (
     BN_LIKE_TYPES,
     FLAVOUR_TITLES,
@@ -130,28 +130,6 @@ def chain_kind(row: ChainRow) -> str:
     return " + ".join(x for x in (row.flavour, row.scale and "Scale", row.bias and "Bias") if x)
 
 
-class _Links:
-    """Who wrote each layer's first bottom, and who reads each layer's first top (blob
-    versions in layer order, so in-place layers are followed)."""
-
-    def __init__(self, net: Net) -> None:
-        self.writer: dict[int, Layer | None] = {}
-        self.readers: dict[int, list[Layer]] = defaultdict(list)
-        last: dict[str, Layer] = {}
-        readers: dict[tuple[str, int], list[Layer]] = defaultdict(list)
-        for layer in net.layers:
-            if layer.bottoms:
-                self.writer[layer.index] = last.get(layer.bottoms[0])
-            for name in layer.bottoms:
-                source = last.get(name)
-                readers[(name, source.index if source else -1)].append(layer)
-            for name in layer.tops:
-                last[name] = layer
-        for layer in net.layers:
-            if layer.tops:
-                self.readers[layer.index] = readers.get((layer.tops[0], layer.index), [])
-
-
 def _row(chain: BatchNormChain, notes: list[str]) -> ChainRow:
     bn = chain.batch_norm
     blobs = bn.blobs
@@ -183,19 +161,19 @@ def _row(chain: BatchNormChain, notes: list[str]) -> ChainRow:
         flavour_id=chain.flavour, layer_type=bn.type)
 
 
-def _fork_followers(chain: BatchNormChain, links: _Links) -> list[UnconvertedRow]:
+def _fork_followers(chain: BatchNormChain, graph: BlobGraph) -> list[UnconvertedRow]:
     """Fork affine layers reading the chain's output (``FORK_AFFINE``)."""
     last = chain.layers()[-1]
     return [UnconvertedRow(r.name, r.type, FORK_AFFINE[r.type], last.name)
-            for r in links.readers.get(last.index, []) if r.type in FORK_AFFINE]
+            for r in graph.readers_of(last) if r.type in FORK_AFFINE]
 
 
-def _standalone_reason(layer: Layer, links: _Links, owner: dict[int, BatchNormChain]) -> str:
+def _standalone_reason(layer: Layer, graph: BlobGraph, owner: dict[int, BatchNormChain]) -> str:
     """Why a Scale/Bias is not part of a BatchNorm chain."""
     if len(layer.bottoms) > 1:
         return (f"{len(layer.bottoms)} bottoms: it takes its factors from another blob (e.g. SE "
                 "gating), it is not a BatchNorm's affine")
-    writer = links.writer.get(layer.index)
+    writer = graph.producer_of(layer)
     if writer is None:
         source = layer.bottoms[0] if layer.bottoms else "nothing"
         return f"reads the net input {source!r}: a standalone affine, no BatchNorm feeds it"
@@ -232,13 +210,12 @@ def inspect_net(net: Net, flavour: str | None = None) -> InspectReport:
         {'BVLC BatchNorm + Scale': 53}
     """
     analysis = pair_batch_norm_chains(net, flavour)
-    links = _Links(net)
     rows: list[ChainRow] = []
     not_converted: list[UnconvertedRow] = []
     owner: dict[int, BatchNormChain] = {}
     for chain in analysis.chains:
         owner.update((x.index, chain) for x in chain.layers())
-        followers = _fork_followers(chain, links)
+        followers = _fork_followers(chain, analysis.graph)
         rows.append(_row(chain, list(chain.notes)))
         not_converted.extend(UnconvertedRow(chain.batch_norm.name, chain.batch_norm.type, p)
                              for p in chain.problems)
@@ -246,8 +223,9 @@ def inspect_net(net: Net, flavour: str | None = None) -> InspectReport:
     return InspectReport(
         files=tuple(p for p in (net.prototxt, net.caffemodel) if p),
         chains=tuple(rows),
-        standalone_affine=tuple(AffineRow(x.name, x.type, _standalone_reason(x, links, owner))
-                                for x in analysis.standalone),
+        standalone_affine=tuple(
+            AffineRow(x.name, x.type, _standalone_reason(x, analysis.graph, owner))
+            for x in analysis.standalone),
         unknown_fields=tuple(f"{u.path} (line {u.line})" for u in net.unknown),
         unknown_layer_types=dict(Counter(
             x.type for x in net.layers if x.type not in BVLC_LAYER_TYPES | BN_LIKE_TYPES)),

@@ -16,7 +16,7 @@ from ..read.net import Layer, Net
 from .flavours import BN_LIKE_TYPES, FORK_AFFINE, detect_flavour, has_fused_affine
 from .ranks import infer_blob_ranks
 
-__all__ = ["BatchNormChain", "ChainAnalysis", "pair_batch_norm_chains"]
+__all__ = ["BatchNormChain", "ChainAnalysis", "BlobGraph", "pair_batch_norm_chains"]
 _Version = tuple[str, int]  # (blob name, index of the writing layer; -1 = net input)
 
 
@@ -53,12 +53,15 @@ class ChainAnalysis:
 
     chains: tuple[BatchNormChain, ...]
     standalone: tuple[Layer, ...]
+    graph: BlobGraph
 
 
-class _Graph:
-    """Blob versions: who wrote each one, and who reads it."""
+class BlobGraph:
+    """Blob versions in layer order (so in-place layers are followed): who wrote each one, and
+    who reads it."""
 
     def __init__(self, net: Net) -> None:
+        self.layers = net.layers
         self.readers: dict[_Version, list[Layer]] = defaultdict(list)
         self.inputs: dict[int, list[_Version]] = {}
         self.outputs: dict[int, list[_Version]] = {}
@@ -72,11 +75,21 @@ class _Graph:
                 writer[name] = layer.index
             self.outputs[layer.index] = [(name, layer.index) for name in layer.tops]
 
+    def readers_of(self, layer: Layer) -> list[Layer]:
+        """The layers that read ``layer``'s first top."""
+        outputs = self.outputs[layer.index]
+        return self.readers.get(outputs[0], []) if outputs else []
+
     def sole_reader(self, layer: Layer) -> tuple[Layer | None, list[Layer]]:
         """The only reader of ``layer``'s first top, and the full reader list."""
-        outputs = self.outputs[layer.index]
-        readers = self.readers.get(outputs[0], []) if outputs else []
+        readers = self.readers_of(layer)
         return (readers[0] if len(readers) == 1 else None), readers
+
+    def producer_of(self, layer: Layer) -> Layer | None:
+        """The layer that wrote ``layer``'s first bottom (None for a net input)."""
+        inputs = self.inputs[layer.index]
+        writer = inputs[0][1] if inputs else -1
+        return self.layers[writer] if writer >= 0 else None
 
 
 def _per_channel_problem(layer: Layer, param_name: str, rank: int | None) -> str | None:
@@ -91,7 +104,7 @@ def _per_channel_problem(layer: Layer, param_name: str, rank: int | None) -> str
     return None
 
 
-def _follow(graph: _Graph, head: Layer, wanted: str, param: str, rank: int | None,
+def _follow(graph: BlobGraph, head: Layer, wanted: str, param: str, rank: int | None,
             notes: list[str], problems: list[str]) -> Layer | None:
     reader, readers = graph.sole_reader(head)
     typed = [r for r in readers if r.type == wanted]
@@ -113,7 +126,7 @@ def _follow(graph: _Graph, head: Layer, wanted: str, param: str, rank: int | Non
     return reader
 
 
-def _chain_of(layer: Layer, net: Net, graph: _Graph, ranks: dict[_Version, int | None],
+def _chain_of(layer: Layer, net: Net, graph: BlobGraph, ranks: dict[_Version, int | None],
               flavour: str | None) -> BatchNormChain:
     """The chain that starts at the BN-like ``layer``."""
     inputs = graph.inputs[layer.index]
@@ -134,10 +147,8 @@ def _chain_of(layer: Layer, net: Net, graph: _Graph, ranks: dict[_Version, int |
     notes.extend(f"{r.type} {r.name!r} after {last.name!r} is not folded (a fork layer with no "
                  "reference semantics): the BatchNorm is converted without it, port it "
                  "separately" for r in graph.sole_reader(last)[1] if r.type in FORK_AFFINE)
-    writer = inputs[0][1] if inputs else -1
-    producer = net.layers[writer] if writer >= 0 else None
     return BatchNormChain(layer, scale, bias, rank, kind, tuple(notes), tuple(problems),
-                          producer)
+                          graph.producer_of(layer))
 
 
 def pair_batch_norm_chains(net: Net, flavour: str | None = None) -> ChainAnalysis:
@@ -154,11 +165,11 @@ def pair_batch_norm_chains(net: Net, flavour: str | None = None) -> ChainAnalysi
         >>> [(c.batch_norm.name, c.scale and c.scale.name)  # doctest: +SKIP
         ...  for c in analysis.chains]
     """
-    graph = _Graph(net)
+    graph = BlobGraph(net)
     ranks = infer_blob_ranks(net)
     chains = [_chain_of(layer, net, graph, ranks, flavour) for layer in net.layers
               if layer.type in BN_LIKE_TYPES]
     claimed = {x.index for chain in chains for x in chain.layers()}
     standalone = tuple(x for x in net.layers
                        if x.type in ("Scale", "Bias") and x.index not in claimed)
-    return ChainAnalysis(tuple(chains), standalone)
+    return ChainAnalysis(tuple(chains), standalone, graph)
