@@ -104,10 +104,14 @@ def read_caffemodel(path: str | os.PathLike[str]) -> Caffemodel:
     return scan_caffemodel(buf, name)
 
 
+def _looks_like_text(head: bytes) -> bool:
+    """A file's first bytes read as a text prototxt (printable ASCII and whitespace only)."""
+    return bool(head) and all(32 <= b < 127 or b in (9, 10, 13) for b in head)
+
+
 def _reject_text(name: str, buf: Buffer) -> None:
     head = bytes(buf[:512])
-    printable = sum(1 for b in head if 32 <= b < 127 or b in (9, 10, 13))
-    if printable == len(head) and b"{" in head or head.lstrip().startswith((b"name:", b"#")):
+    if _looks_like_text(head) and b"{" in head or head.lstrip().startswith((b"name:", b"#")):
         raise ParseError(
             f"{name}: this is a text prototxt, not a binary caffemodel; "
             "pass the prototxt first and the .caffemodel second"
@@ -211,6 +215,4 @@ _V1_TYPE_VALUES = frozenset(caffe_pb2.V1LayerParameter.LayerType.values())
 def caffemodel_path_kind(path: str | os.PathLike[str]) -> str:
     """``"caffemodel"`` or ``"prototxt"`` by content (first bytes), for CLI argument checks."""
     with open(Path(path), "rb") as handle:
-        head = handle.read(512)
-    text = all(32 <= b < 127 or b in (9, 10, 13) for b in head)
-    return "prototxt" if text and head else "caffemodel"
+        return "prototxt" if _looks_like_text(handle.read(512)) else "caffemodel"
