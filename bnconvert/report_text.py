@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 from .inspect import InspectReport
+from .text_table import format_table
 
-__all__ = ["format_table", "format_inspect"]
-
-
-def format_table(header: list[str], rows: list[list[str]]) -> str:
-    """Left-aligned columns separated by two spaces."""
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-             for row in [header, *rows]]
-    return "\n".join(lines)
+__all__ = ["format_inspect"]
 
 
 def _value(value: object, fmt: str = "{}") -> str:

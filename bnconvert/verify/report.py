@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import VerificationError
+from ..text_table import format_table
 
 __all__ = ["ChainResult", "VerifyReport", "format_report", "PASS", "FAIL", "NOT_CHECKED"]
 
@@ -132,14 +133,10 @@ def format_report(report: VerifyReport) -> str:
     head = (f"verify {report.converted} ({report.fmt}) against the {report.reference} reference "
             f"of Caffe's TEST forward; seed {report.seed}, rtol {report.rtol:g}, "
             f"atol {report.atol:g}")
-    rows = [(" -> ".join(r.layers), r.key, _err(r.max_abs_err), _err(r.max_rel_err),
-             r.status.upper() if r.status == FAIL else r.status) for r in report.chains]
-    titles = ("caffe layers", "key", "max abs err", "max rel err", "result")
-    widths = [max(len(t), *(len(row[i]) for row in rows)) if rows else len(t)
-              for i, t in enumerate(titles)]
-    lines = [head, "", "  ".join(t.ljust(w) for t, w in zip(titles, widths, strict=True))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-              for row in rows]
+    rows = [[" -> ".join(r.layers), r.key, _err(r.max_abs_err), _err(r.max_rel_err),
+             r.status.upper() if r.status == FAIL else r.status] for r in report.chains]
+    titles = ["caffe layers", "key", "max abs err", "max rel err", "result"]
+    lines = [head, "", format_table(titles, rows)]
     details = [f"  {r.layers[0]}: {r.reason}" for r in report.chains if r.reason]
     details += [f"  {r.layers[0]}: checked on {' and '.join(r.inputs)}"
                 for r in report.chains if len(r.inputs) > 1]
