@@ -22,6 +22,7 @@ from .params import batch_norm_eps, uses_global_stats
 
 __all__ = ["fold_batch_norm_chain", "expect_blobs", "batch_norm_eps", "uses_global_stats",
            "per_channel", "check_stats", "make_record", "batch_statistics_warning", "folds",
+           "chain_affine",
            "where", "FOLDERS"]
 
 
@@ -116,7 +117,7 @@ def fold_bvlc(net: Net, chain: BatchNormChain, options: FoldOptions) -> FoldedBa
     global_stats = uses_global_stats(bn)
     if not global_stats:
         warnings.append(batch_statistics_warning(net, bn, options, "use_global_stats is false"))
-    weight, bias = _affine(net, chain, channels, options)
+    weight, bias = chain_affine(net, chain, channels, options)
     return make_record(chain, channels, eps, mean, var, weight, bias, "bvlc", warnings,
                        scale_factor=float(factor), use_global_stats=global_stats)
 
@@ -180,8 +181,10 @@ def check_stats(net: Net, bn: Layer, var: np.ndarray, eps: float) -> None:
                            "eps > 0 (it is added to the variance before the square root)")
 
 
-def _affine(net: Net, chain: BatchNormChain, channels: int,
-            options: FoldOptions) -> tuple[np.ndarray | None, np.ndarray | None]:
+def chain_affine(net: Net, chain: BatchNormChain, channels: int,
+                 options: FoldOptions) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Weight and bias from the chain's Scale (and Bias) layers; without them, none (or weight
+    1 / bias 0 with ``options.affine``)."""
     gamma = beta = extra = None
     if chain.scale is not None:
         scale = chain.scale

@@ -18,6 +18,7 @@ from ..records import FoldedBatchNorm
 from .batch_norm import (
     batch_norm_eps,
     batch_statistics_warning,
+    chain_affine,
     check_stats,
     expect_blobs,
     folds,
@@ -97,12 +98,13 @@ def fold_nvcaffe(net: Net, chain: BatchNormChain, options: FoldOptions) -> Folde
     eps = declared_eps(bn, "nvcaffe")
     assert eps is not None
     check_stats(net, bn, var, eps)
-    weight = bias = None
+    weight: np.ndarray | None
+    bias: np.ndarray | None
     if count == 5:
         weight = per_channel(net, bn, blobs["scale"], "scale", channels)
         bias = per_channel(net, bn, blobs["bias"], "bias", channels)
-    elif chain.scale is not None or options.affine:
-        weight, bias = _following_affine(net, chain, channels)
+    else:  # NVIDIA's 3-blob BatchNorm is followed by a Scale like BVLC's
+        weight, bias = chain_affine(net, chain, channels, options)
     return make_record(chain, channels, eps, mean, var, weight, bias, chain.flavour,
                        list(chain.notes), scale_factor=factor)
 
@@ -132,12 +134,3 @@ def fold_intel(net: Net, chain: BatchNormChain, options: FoldOptions) -> FoldedB
         warnings.append(batch_statistics_warning(net, bn, options, "use_global_stats is false"))
     return make_record(chain, channels, eps, mean, var, weight, bias, "intel", warnings,
                        scale_factor=factor, use_global_stats=global_stats)
-
-
-def _following_affine(net: Net, chain: BatchNormChain,
-                      channels: int) -> tuple[np.ndarray, np.ndarray]:
-    from .batch_norm import _affine
-
-    weight, bias = _affine(net, chain, channels, FoldOptions(affine=True))
-    assert weight is not None and bias is not None
-    return weight, bias
