@@ -8,7 +8,6 @@ effective parameters, with Caffe's BatchNorm inputs and Torch7's evaluate-mode o
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -39,32 +38,9 @@ BIAS = np.array([0, 0.1, -0.2, 0.3], dtype=np.float32)
 
 
 def load_case_records(case: str) -> list[FoldedBatchNorm]:
-    """The FoldedBatchNorm records of one Caffe fixture case.
-
-    ONE-LINE SWITCH: once the lead's pipeline exports ``bnconvert.load_batch_norms`` the real
-    Caffe reading and folding is used; until then the records come from Caffe's own effective
-    parameters in ``expected_bn.npz``/``expected_bn.json``.
-    """
+    """The FoldedBatchNorm records bnconvert reads and folds from one Caffe fixture case."""
     folder = DATA / "caffe" / case
-    load_batch_norms = getattr(bnconvert, "load_batch_norms", None)
-    if load_batch_norms is not None:
-        return list(load_batch_norms(folder / "deploy.prototxt", folder / "model.caffemodel"))
-    return _records_from_expected(folder)
-
-
-def _records_from_expected(folder: Path) -> list[FoldedBatchNorm]:
-    arrays = np.load(folder / "expected_bn.npz")
-    records = []
-    for entry in json.loads((folder / "expected_bn.json").read_text()):
-        name = entry["bn"]
-        affine = entry["affine"]
-        records.append(FoldedBatchNorm(
-            key=name, layers=ChainLayers(*entry["chain"][:2]), channels=entry["channels"],
-            rank=entry["rank"], eps=entry["eps"], scale_factor=entry["scale_factor"],
-            running_mean=arrays[f"{name}/running_mean"], running_var=arrays[f"{name}/running_var"],
-            weight=arrays[f"{name}/weight"] if affine else None,
-            bias=arrays[f"{name}/bias"] if affine else None))
-    return records
+    return bnconvert.load_batch_norms(folder / "deploy.prototxt", folder / "model.caffemodel")
 
 
 def sample_record(key: str = "bn", rank: int | None = 4, eps: float = 1e-5,
