@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import Message
 
@@ -19,6 +19,9 @@ from .blob import BlobRef
 from .caffemodel import Caffemodel, read_caffemodel
 from .fork_params import binary_fork_params, flatten_extras
 from .v1_types import v1_type_name
+
+if TYPE_CHECKING:
+    from .prototxt import ParsedPrototxt, UnknownField
 
 __all__ = ["Layer", "Net", "load_net", "net_from_parts", "LEARNED_LAYER_TYPES"]
 
@@ -88,7 +91,7 @@ class Net:
     input_shapes: dict[str, tuple[int, ...]]
     prototxt: str | None
     caffemodel: str | None
-    unknown: tuple = ()
+    unknown: tuple[UnknownField, ...] = ()
     missing_weights: tuple[str, ...] = ()
     unused_weights: tuple[str, ...] = ()
     source: str = "net"
@@ -136,16 +139,14 @@ def load_net(prototxt: str | os.PathLike[str] | None,
     return net_from_parts(parsed, model, str(prototxt) if prototxt is not None else None)
 
 
-def net_from_parts(parsed: object | None, model: Caffemodel | None,
+def net_from_parts(parsed: ParsedPrototxt | None, model: Caffemodel | None,
                    prototxt_path: str | None = None) -> Net:
-    """Merge an already parsed prototxt (``ParsedPrototxt``) and/or a scanned caffemodel."""
+    """Merge an already parsed prototxt and/or a scanned caffemodel."""
     if parsed is not None:
-        definition = parsed.net  # type: ignore[attr-defined]
+        definition = parsed.net
         messages = _test_phase(definition)
-        v1_strings = getattr(parsed, "v1_type_strings", {}) or {}
-        layer_extras = getattr(parsed, "layer_extras", {}) or {}
-        unknown = tuple(getattr(parsed, "unknown", ()))
-        source = getattr(parsed, "source", "net")
+        v1_strings, layer_extras = parsed.v1_type_strings, parsed.layer_extras
+        unknown, source = parsed.unknown, parsed.source
     else:
         assert model is not None
         definition = model.header
@@ -181,7 +182,7 @@ def _extras(message: Message, original_index: int | None,
     return flatten_extras(text) if text else {}
 
 
-def _type_of(message: Message, original_index: int | None, v1_strings: dict) -> str:
+def _type_of(message: Message, original_index: int | None, v1_strings: Mapping[int, str]) -> str:
     if isinstance(message, caffe_pb2.V1LayerParameter):
         if original_index is not None and original_index in v1_strings:
             return str(v1_strings[original_index])
