@@ -1,37 +1,68 @@
 """bnconvert: Caffe batch normalization to PyTorch and Torch7, exactly.
 
-Public API (imported lazily, so ``import bnconvert`` stays cheap and never imports torch)::
+Public API (imported lazily, so ``import bnconvert`` stays cheap and never imports torch; type
+checkers see the names through the ``TYPE_CHECKING`` imports below)::
 
     load_net(prototxt, caffemodel) -> Net
     analyze(net) -> ChainAnalysis
-    load_batch_norms(prototxt, caffemodel, affine=False, strict=False) -> list[FoldedBatchNorm]
-    fold_net(net, affine=False, strict=False) -> list[FoldedBatchNorm]
-    to_state_dict(records, prefix="", dtype="float32") -> dict[str, torch.Tensor]
-    save(records, path, fmt=None, options=WriteOptions(), manifest=True)
-    convert(prototxt, caffemodel, output, ...) -> list[FoldedBatchNorm]
-    convert_net(net, output, ...) -> list[FoldedBatchNorm]
+    load_batch_norms(prototxt, caffemodel, **fold_settings) -> list[FoldedBatchNorm]
+    fold_net(net, FoldOptions(...)) -> list[FoldedBatchNorm]
+    to_state_dict(records, WriteOptions(...)) -> dict[str, torch.Tensor]
+    save(records, path, ConvertOptions(...)) -> manifest path
+    convert(prototxt, caffemodel, output, ConvertOptions(...)) -> Conversion
+    convert_net(net, output, ConvertOptions(...)) -> Conversion
     verify_file(prototxt, caffemodel, converted, ...) -> VerifyReport   (imports torch)
 """
 
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from .api import (
+        Conversion,
+        ConvertOptions,
+        analyze,
+        convert,
+        convert_net,
+        fold_net,
+        load_batch_norms,
+        load_net,
+        save,
+        to_state_dict,
+    )
+    from .errors import BnConvertError, ParseError, VerificationError
+    from .fold.options import FoldOptions
+    from .naming import CaffeNames, NamingPolicy
+    from .records import ChainLayers, ConvertedLayer, FoldedBatchNorm
+    from .verify import verify_file
+    from .write.registry import WriteOptions
 
 _EXPORTS = {
     "load_net": "bnconvert.api", "analyze": "bnconvert.api", "fold_net": "bnconvert.api",
     "load_batch_norms": "bnconvert.api", "to_state_dict": "bnconvert.api",
     "save": "bnconvert.api", "convert": "bnconvert.api", "convert_net": "bnconvert.api",
+    "ConvertOptions": "bnconvert.api", "Conversion": "bnconvert.api",
+    "FoldOptions": "bnconvert.fold.options",
     "verify_file": "bnconvert.verify",
     "FoldedBatchNorm": "bnconvert.records", "ChainLayers": "bnconvert.records",
+    "ConvertedLayer": "bnconvert.records",
     "WriteOptions": "bnconvert.write.registry",
+    "NamingPolicy": "bnconvert.naming", "CaffeNames": "bnconvert.naming",
     "BnConvertError": "bnconvert.errors", "ParseError": "bnconvert.errors",
     "VerificationError": "bnconvert.errors",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "__version__", "load_net", "analyze", "fold_net", "load_batch_norms", "to_state_dict",
+    "save", "convert", "convert_net", "ConvertOptions", "Conversion", "FoldOptions",
+    "verify_file", "FoldedBatchNorm", "ChainLayers", "ConvertedLayer", "WriteOptions",
+    "NamingPolicy", "CaffeNames", "BnConvertError", "ParseError", "VerificationError",
+]
+assert set(__all__) == {"__version__", *_EXPORTS}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,26 +1,27 @@
-"""The Python API: read a Caffe net, get canonical BN records, write them.
+"""The Python API: read a Caffe net, get its converted layers, write them. The CLI calls these
+functions and nothing else.
 
 Example:
     >>> import bnconvert
-    >>> records = bnconvert.load_batch_norms(  # doctest: +SKIP
-    ...     "deploy.prototxt", "model.caffemodel")
-    >>> state_dict = bnconvert.to_state_dict(records)  # doctest: +SKIP
-    >>> bnconvert.save(records, "bn.pt")  # doctest: +SKIP
+    >>> records = bnconvert.load_batch_norms(EXAMPLE_PROTOTXT, EXAMPLE_CAFFEMODEL)
+    >>> [r.name for r in records][:2], records[0].module
+    (['bn2a_branch1', 'bn2a_branch2a'], 'BatchNorm2d')
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .errors import BnConvertError, UnsupportedLayerError
 from .fold.batch_norm import fold_batch_norm_chain
 from .fold.chains import ChainAnalysis, pair_batch_norm_chains
 from .fold.options import FoldOptions
 from .read.net import Net, load_net
-from .records import FoldedBatchNorm
+from .records import ConvertedLayer, FoldedBatchNorm
 from .write.atomic import write_atomically
 from .write.manifest import manifest_bytes, manifest_dict, manifest_path_for
 from .write.registry import WriteOptions, writer_for
@@ -29,91 +30,119 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["load_net", "analyze", "fold_net", "load_batch_norms", "to_state_dict", "save",
-           "convert", "convert_net"]
+           "convert", "convert_net", "ConvertOptions", "Conversion"]
 
 PathLike = str | os.PathLike[str]
 
 
-def analyze(net: Net) -> ChainAnalysis:
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Everything that shapes one conversion (the CLI's options travel in one of these).
+
+    Attributes:
+        fold: how BN layers are read and folded (affine, strict, clamp_eps, flavour).
+        write: dtype, key prefix, Torch7 layout, naming policy.
+        fmt: the output format, None for the output's extension.
+        manifest: True for ``<output>.json``, a path, or False for none.
+    """
+
+    fold: FoldOptions = field(default_factory=FoldOptions)
+    write: WriteOptions = field(default_factory=WriteOptions)
+    fmt: str | None = None
+    manifest: PathLike | bool = True
+
+    @classmethod
+    def from_settings(cls, base: ConvertOptions | None = None, **settings: Any) -> ConvertOptions:
+        """``base`` (or the defaults) with any field of ``ConvertOptions``, ``FoldOptions`` or
+        ``WriteOptions`` set by keyword, e.g. ``from_settings(strict=True, dtype="float64")``.
+
+        Raises:
+            TypeError: an unknown setting.
+        """
+        options = base or cls()
+        groups: dict[str, Any] = {"fold": options.fold, "write": options.write}
+        for group, value in list(groups.items()):
+            own = {f.name for f in fields(value)} & settings.keys()
+            groups[group] = replace(value, **{k: settings.pop(k) for k in own})
+        return replace(options, **groups, **settings)
+
+
+@dataclass(frozen=True, eq=False)
+class Conversion:
+    """What ``convert`` did: the records written, the net read, the manifest written."""
+
+    records: tuple[ConvertedLayer, ...]
+    net: Net
+    output: Path
+    manifest: Path | None
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Every record's warnings, in net order."""
+        return tuple(w for r in self.records for w in r.warnings)
+
+
+def analyze(net: Net, flavour: str | None = None) -> ChainAnalysis:
     """BatchNorm → Scale → Bias chains of a net (see ``fold.chains``)."""
-    return pair_batch_norm_chains(net)
+    return pair_batch_norm_chains(net, flavour)
 
 
-def fold_net(net: Net, *, affine: bool = False, strict: bool = False,
-             flavour: str | None = None, clamp_eps: bool = False) -> list[FoldedBatchNorm]:
+def fold_net(net: Net, options: FoldOptions | None = None,
+             **settings: Any) -> list[FoldedBatchNorm]:
     """Fold every BatchNorm chain of ``net`` into a ``FoldedBatchNorm``.
 
     Args:
-        flavour: override the detected BN flavour (``bvlc``, ``nvcaffe``, ``intel``, ``segnet``,
-            ``yjxiong``) of every BN-like layer.
-        clamp_eps: raise PSPNet/yjxiong eps to at least 1e-5 (that fork's cuDNN builds do).
+        options: a ``FoldOptions``; ``settings`` override its fields (``affine``, ``strict``,
+            ``clamp_eps``, ``flavour``).
 
     Raises:
         UnsupportedLayerError: chains with layers that cannot be folded (all listed at once).
         BnConvertError: missing or malformed blobs, bad values (see ``fold_batch_norm_chain``).
     """
+    options = replace(options or FoldOptions(), **settings)
     if net.refused_by_caffe:
         raise UnsupportedLayerError(f"{net.describe()}: {net.refused_by_caffe}")
-    analysis = pair_batch_norm_chains(net, flavour)
+    if net.source == "caffemodel" and net.header_problem:
+        raise BnConvertError(f"{net.describe()}: {net.header_problem}; pass the prototxt too")
+    analysis = pair_batch_norm_chains(net, options.flavour)
     problems = [p for chain in analysis.chains for p in chain.problems]
     if problems:
         raise UnsupportedLayerError(f"{net.describe()}: cannot convert: {'; '.join(problems)}")
     if not analysis.chains:
         raise BnConvertError(f"{net.describe()}: no BatchNorm layers found in the TEST-phase net; "
                              "nothing to convert")
-    options = FoldOptions(affine=affine, strict=strict, clamp_eps=clamp_eps)
-    records = [fold_batch_norm_chain(net, chain, options) for chain in analysis.chains]
-    _check_unique_keys(net, records)
-    return records
+    return [fold_batch_norm_chain(net, chain, options) for chain in analysis.chains]
 
 
-def _check_unique_keys(net: Net, records: Sequence[FoldedBatchNorm]) -> None:
-    seen: dict[str, str] = {}
-    for record in records:
-        if record.key in seen:
-            raise BnConvertError(f"{net.describe()}: two BatchNorm layers named "
-                                 f"{record.layers.batch_norm!r} in the TEST-phase net")
-        seen[record.key] = record.layers.batch_norm
-
-
-def load_batch_norms(prototxt: PathLike | None, caffemodel: PathLike, *, affine: bool = False,
-                     strict: bool = False, flavour: str | None = None,
-                     clamp_eps: bool = False) -> list[FoldedBatchNorm]:
+def load_batch_norms(prototxt: PathLike | None, caffemodel: PathLike,
+                     options: FoldOptions | None = None,
+                     **settings: Any) -> list[FoldedBatchNorm]:
     """Read a Caffe net and return Caffe's effective BN parameters, one record per BatchNorm.
 
     Args:
         prototxt: the net definition, or None to use the layers stored in the caffemodel.
         caffemodel: the trained weights.
-        affine: give BatchNorms without a Scale weight 1 / bias 0 instead of no weight/bias.
-        strict: fail on ``use_global_stats: false`` instead of warning.
-        flavour, clamp_eps: see ``fold_net``.
+        options, settings: see ``fold_net`` (e.g. ``affine=True``, ``flavour="nvcaffe"``).
 
     Raises:
         BnConvertError: any problem with the inputs, with file, layer and what to do.
-
-    Example:
-        >>> records = load_batch_norms("deploy.prototxt", "model.caffemodel")  # doctest: +SKIP
-        >>> records[0].key, records[0].running_var[:2]  # doctest: +SKIP
     """
-    return fold_net(load_net(prototxt, caffemodel), affine=affine, strict=strict,
-                    flavour=flavour, clamp_eps=clamp_eps)
+    return fold_net(load_net(prototxt, caffemodel), options, **settings)
 
 
-def to_state_dict(records: Sequence[FoldedBatchNorm], *, prefix: str = "",
-                  dtype: str = "float32") -> dict[str, torch.Tensor]:
-    """The records as a PyTorch state_dict (imports torch)."""
+def to_state_dict(records: Sequence[ConvertedLayer], options: WriteOptions | None = None,
+                  **settings: Any) -> dict[str, torch.Tensor]:
+    """The records as a PyTorch state_dict (imports torch); ``settings`` set ``WriteOptions``
+    fields (``prefix``, ``dtype``, ``naming``)."""
     from .write.pt import to_state_dict as convert_records
 
-    return convert_records(records, prefix, dtype)
+    return convert_records(records, replace(options or WriteOptions(), **settings))
 
 
-def save(records: Sequence[FoldedBatchNorm], output: PathLike, *, fmt: str | None = None,
-         options: WriteOptions = WriteOptions(), manifest: PathLike | bool = True,
-         sources: dict[str, str | None] | None = None) -> Path | None:
-    """Write the records atomically in the format chosen by ``fmt`` or the extension.
-
-    Args:
-        manifest: True for ``<output>.json``, a path, or False for none.
+def save(records: Sequence[ConvertedLayer], output: PathLike, options: ConvertOptions | None = None,
+         sources: dict[str, str | None] | None = None, **settings: Any) -> Path | None:
+    """Write the records atomically in the format chosen by ``fmt`` or the extension, and the
+    manifest beside them.
 
     Returns:
         The manifest path, or None.
@@ -121,13 +150,15 @@ def save(records: Sequence[FoldedBatchNorm], output: PathLike, *, fmt: str | Non
     Raises:
         OutputError: unknown format, missing optional dependency, unwritable folder.
     """
+    options = ConvertOptions.from_settings(options, **settings)
     output = Path(output)
-    chosen, writer = writer_for(output, fmt)
-    write_atomically(output, lambda stream: writer(records, stream, options))
-    if manifest is False:
+    chosen, writer = writer_for(output, options.fmt)
+    write_atomically(output, lambda stream: writer(records, stream, options.write))
+    if options.manifest is False:
         return None
-    manifest_path = manifest_path_for(output) if manifest is True else Path(manifest)
-    content = manifest_bytes(manifest_dict(records, chosen, output, options, sources or {}))
+    manifest_path = manifest_path_for(output) if options.manifest is True \
+        else Path(options.manifest)
+    content = manifest_bytes(manifest_dict(records, chosen, output, options.write, sources or {}))
     try:
         write_atomically(manifest_path, lambda stream: _write_all(stream, content))
     except BaseException:
@@ -140,28 +171,30 @@ def _write_all(stream: BinaryIO, content: bytes) -> None:
     stream.write(content)
 
 
-def convert(prototxt: PathLike | None, caffemodel: PathLike, output: PathLike, *,
-            fmt: str | None = None, affine: bool = False, strict: bool = False,
-            flavour: str | None = None, clamp_eps: bool = False,
-            options: WriteOptions = WriteOptions(),
-            manifest: PathLike | bool = True) -> list[FoldedBatchNorm]:
+def convert(prototxt: PathLike | None, caffemodel: PathLike, output: PathLike,
+            options: ConvertOptions | None = None, **settings: Any) -> Conversion:
     """Read, fold and write in one call; every check runs before a byte is written.
 
+    Args:
+        options: a ``ConvertOptions``; ``settings`` set any of its (or its fold/write
+            options') fields by name, e.g. ``strict=True, manifest=False``.
+
     Example:
-        >>> convert("deploy.prototxt", "model.caffemodel", "bn.pt")  # doctest: +SKIP
+        >>> out = getfixture("tmp_path") / "bn.pt"
+        >>> done = convert(EXAMPLE_PROTOTXT, EXAMPLE_CAFFEMODEL, out)
+        >>> len(done.records), done.manifest.name
+        (4, 'bn.pt.json')
     """
-    writer_for(Path(output), fmt)  # an unknown format fails before reading anything
-    return convert_net(load_net(prototxt, caffemodel), output, fmt=fmt, affine=affine,
-                       strict=strict, flavour=flavour, clamp_eps=clamp_eps, options=options,
-                       manifest=manifest)
+    options = ConvertOptions.from_settings(options, **settings)
+    writer_for(Path(output), options.fmt)  # an unknown format fails before reading anything
+    return convert_net(load_net(prototxt, caffemodel), output, options)
 
 
-def convert_net(net: Net, output: PathLike, *, fmt: str | None = None, affine: bool = False,
-                strict: bool = False, flavour: str | None = None, clamp_eps: bool = False,
-                options: WriteOptions = WriteOptions(),
-                manifest: PathLike | bool = True) -> list[FoldedBatchNorm]:
+def convert_net(net: Net, output: PathLike, options: ConvertOptions | None = None,
+                **settings: Any) -> Conversion:
     """Fold an already loaded net and write it (see ``convert``)."""
-    records = fold_net(net, affine=affine, strict=strict, flavour=flavour, clamp_eps=clamp_eps)
+    options = ConvertOptions.from_settings(options, **settings)
+    records = tuple(fold_net(net, options.fold))
     sources = {"prototxt": net.prototxt, "caffemodel": net.caffemodel}
-    save(records, output, fmt=fmt, options=options, manifest=manifest, sources=sources)
-    return records
+    manifest = save(records, output, options, sources=sources)
+    return Conversion(records, net, Path(output), manifest)

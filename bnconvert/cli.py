@@ -1,6 +1,9 @@
-"""The ``bnconvert`` command line. The only module that imports click.
+"""The ``bnconvert`` command line. The only module that imports click; it parses options into
+one options object and calls the API (``bnconvert.api``, ``bnconvert.verify``).
 
-Exit codes: 0 success, 1 conversion error (a one-line message on stderr), 2 usage error.
+Exit codes: 0 success; 1 the inputs were read but cannot be converted (verify: a mismatch);
+2 a usage error or a file that cannot be read (verify: nothing could be checked). Errors are one
+line on stderr.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__
+from ._version import __version__
 from .errors import BnConvertError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -28,7 +31,7 @@ def _one_line_errors(fn: F) -> F:
         except BnConvertError as exc:
             message = " ".join(str(exc).split())
             click.echo(f"bnconvert: error: {message}", err=True)
-            sys.exit(1)
+            sys.exit(exc.exit_code)
 
     return wrapper  # type: ignore[return-value]
 
@@ -46,8 +49,11 @@ def _split_files(files: tuple[Path, ...], need_model: bool) -> tuple[Path | None
     raise click.UsageError("expected [PROTOTXT] CAFFEMODEL (one or two files)")
 
 
+# The flavour ids of bnconvert.flavours (kept literal so that --help imports nothing heavy;
+# tests/test_flavours.py keeps the two equal).
+FLAVOR_IDS = ("bvlc", "nvcaffe", "intel", "segnet", "yjxiong")
 _FLAVOR = click.option(
-    "--flavor", type=click.Choice(["bvlc", "nvcaffe", "intel", "segnet", "yjxiong"]),
+    "--flavor", type=click.Choice(FLAVOR_IDS),
     help="Which Caffe's BN layers these are, when the files are ambiguous (default: detected "
          "from layer type, parameters and blobs).")
 _FILES = click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -94,8 +100,10 @@ def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool
     carries its layer definitions)."""
     import gc
 
-    from .api import convert_net
-    from .read.net import load_net
+    from .api import ConvertOptions
+    from .api import convert as run_convert
+    from .fold.options import FoldOptions
+    from .records import FoldedBatchNorm
     from .write.registry import WriteOptions, writer_for
 
     prototxt, caffemodel = _split_files(files, need_model=True)
@@ -104,20 +112,21 @@ def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool
     # A one-shot process: keep torch's ~1e6 long-lived objects out of every later full
     # collection (about 0.1 s of a conversion that otherwise costs little more than the import).
     gc.freeze()
-    options = WriteOptions(dtype=dtype, prefix=prefix, t7_layout=t7_layout)
-    net = load_net(prototxt, caffemodel)
-    records = convert_net(net, output, fmt=fmt, affine=affine or cudnn, strict=strict,
-                          flavour=flavor, clamp_eps=clamp_eps, options=options,
-                          manifest=False if no_manifest else (manifest or True))
-    for record in records:
-        for warning in record.warnings:
-            click.echo(f"bnconvert: warning: {warning}", err=True)
-    missing = net.missing_learned_weights()
+    options = ConvertOptions(
+        fold=FoldOptions(affine=affine or cudnn, strict=strict, clamp_eps=clamp_eps,
+                         flavour=flavor),
+        write=WriteOptions(dtype=dtype, prefix=prefix, t7_layout=t7_layout), fmt=fmt,
+        manifest=False if no_manifest else (manifest or True))
+    done = run_convert(prototxt, caffemodel, output, options)
+    for warning in done.warnings:
+        click.echo(f"bnconvert: warning: {warning}", err=True)
+    missing = done.net.missing_learned_weights()
     if missing and not quiet:
         click.echo(f"bnconvert: note: {len(missing)} layer(s) have no weights in the caffemodel "
                    f"(Caffe keeps their initial values; not needed here): {', '.join(missing)}",
                    err=True)
     if not quiet:
+        records = [r for r in done.records if isinstance(r, FoldedBatchNorm)]
         affine_count = sum(r.affine for r in records)
         click.echo(f"wrote {output}: {len(records)} BatchNorm layers "
                    f"({affine_count} affine, {len(records) - affine_count} non-affine)")

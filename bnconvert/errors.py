@@ -1,11 +1,14 @@
 """Typed errors. Every failure a user can meet is a ``BnConvertError`` whose message names
 the file, the layer (and its type) where known, what was expected, what was found, and what to do.
 
-The CLI maps ``BnConvertError`` to a one-line message on stderr and exit code 1; usage errors
-(click) exit 2. The library never prints.
+The CLI maps a ``BnConvertError`` to a one-line message on stderr and its ``exit_code``: 2 for
+a file that cannot be read (``ParseError``) in every command, 1 for inputs that were read but
+cannot be converted; usage errors (click) exit 2. The library never prints.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 __all__ = [
     "BnConvertError",
@@ -23,11 +26,19 @@ __all__ = [
 
 
 class BnConvertError(Exception):
-    """Base of every error bnconvert raises on purpose."""
+    """Base of every error bnconvert raises on purpose.
+
+    Class attributes:
+        exit_code: the CLI's exit code for it (1: read, but cannot be converted).
+    """
+
+    exit_code: ClassVar[int] = 1
 
 
 class ParseError(BnConvertError):
-    """A Caffe file could not be read."""
+    """A file (Caffe's, a converted file, a manifest) could not be read: exit code 2."""
+
+    exit_code = 2
 
 
 class PrototxtSyntaxError(ParseError):

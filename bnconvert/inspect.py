@@ -14,41 +14,21 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .fold.chains import BatchNormChain, BlobGraph, pair_batch_norm_chains
-from .fold.flavours import (
-    BN_LIKE_TYPES,
-    FLAVOUR_TITLES,
-    FORK_AFFINE,
-    declared_eps,
-    has_fused_affine,
-)
-from .fold.params import uses_global_stats
+from .flavours import BN_LIKE_TYPES, Flavour, flavour_by_id
+from .fold.chains import FORK_AFFINE, BatchNormChain, BlobGraph, pair_batch_norm_chains
+from .layers import bvlc_layer_types
 from .naming import key_for_layer_name
 from .read.net import Layer, Net
 
 __all__ = ["ChainRow", "AffineRow", "UnconvertedRow", "InspectReport", "inspect_net",
-           "chain_kind", "BVLC_LAYER_TYPES", "FORK_AFFINE"]
-
-BVLC_LAYER_TYPES = frozenset({
-    "AbsVal", "Accuracy", "ArgMax", "BNLL", "BatchNorm", "BatchReindex", "Bias", "Clip",
-    "Concat", "ContrastiveLoss", "Convolution", "Crop", "Data", "Deconvolution", "Dropout",
-    "DummyData", "ELU", "Eltwise", "Embed", "EuclideanLoss", "Exp", "Filter", "Flatten",
-    "HDF5Data", "HDF5Output", "HingeLoss", "Im2col", "ImageData", "InfogainLoss", "InnerProduct",
-    "Input", "LRN", "LSTM", "Log", "MVN", "MemoryData", "MultinomialLogisticLoss", "PReLU",
-    "Parameter", "Pooling", "Power", "Python", "RNN", "ReLU", "Recurrent", "Reduction", "Reshape",
-    "SPP", "Scale", "Sigmoid", "SigmoidCrossEntropyLoss", "Silence", "Slice", "Softmax",
-    "SoftmaxWithLoss", "Split", "Swish", "TanH", "Threshold", "Tile", "WindowData", "LSTMUnit",
-    "CuDNNConvolution",
-})
-
-
+           "chain_kind", "FORK_AFFINE"]
 
 @dataclass(frozen=True)
 class ChainRow:
     """One BN chain as ``inspect`` shows it (values None where the files do not tell).
 
     Attributes:
-        flavour: the flavour's title (``FLAVOUR_TITLES``); ``flavour_id`` its id (``bvlc``...).
+        flavour: the flavour's title; ``flavour_id`` its id (``bvlc``...; ``bnconvert.flavours``).
         convertible: False when ``convert`` fails on the chain (``problems`` says why).
     """
 
@@ -112,6 +92,7 @@ class InspectReport:
     flavour_counts: dict[str, int] = field(default_factory=dict)
     not_converted: tuple[UnconvertedRow, ...] = ()
     refused_by_caffe: str | None = None
+    definition_problems: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -131,34 +112,34 @@ def chain_kind(row: ChainRow) -> str:
 
 
 def _row(chain: BatchNormChain, notes: list[str]) -> ChainRow:
+    """What the chain's flavour says of its layer: the same rules ``convert`` and ``verify``
+    apply (eps, batch statistics, the flavour's notes, the scale factor)."""
     bn = chain.batch_norm
+    flavour = flavour_by_id(chain.flavour)
     blobs = bn.blobs
-    channels = blobs[0].shape_count if blobs else None
-    has_factor = chain.flavour in ("bvlc", "intel") or (chain.flavour == "nvcaffe" and blobs
-                                                        and len(blobs) == 3)
-    factor = blobs[2].first() if has_factor and blobs and blobs[2].spans else None
-    global_stats = uses_global_stats(bn) if chain.flavour == "bvlc" else True
-    if not global_stats:
-        notes.append("use_global_stats: false: Caffe uses batch statistics in TEST")
-    if chain.flavour == "segnet" and declared_eps(bn, "segnet") is not None:
-        global_stats = False
-        notes.append("bn_mode LEARN (SegNet's default): batch statistics in TEST")
-    if chain.flavour == "bn-unknown":
-        notes.append("BN layer with no bn_param field that tells SegNet from PSPNet/yjxiong: "
-                     "the caffemodel's blob count decides (2: SegNet, 4: PSPNet)")
-    eps = declared_eps(bn, chain.flavour) if chain.flavour in FLAVOUR_TITLES else None
+    factor = flavour.scale_factor(bn) if flavour is not None else None
+    batch = flavour.batch_statistics(bn) if flavour is not None else None
+    if flavour is not None:
+        notes.extend(flavour.notes(bn))
+    if batch is not None:
+        notes.append(f"{batch}: Caffe uses batch statistics in TEST")
     if factor == 0:
         notes.append("scale factor 0: Caffe ignores the stored statistics")
     return ChainRow(
         key=key_for_layer_name(bn.name), batch_norm=bn.name,
         scale=chain.scale.name if chain.scale else None,
         bias=chain.bias.name if chain.bias else None,
-        flavour=FLAVOUR_TITLES.get(chain.flavour, chain.flavour),
-        channels=channels, rank=chain.rank, eps=eps, scale_factor=factor,
-        affine=chain.scale is not None or has_fused_affine(bn, chain.flavour),
-        use_global_stats=global_stats,
+        flavour=_title(flavour, chain.flavour),
+        channels=blobs[0].shape_count if blobs else None, rank=chain.rank,
+        eps=flavour.eps(bn) if flavour is not None else None, scale_factor=factor,
+        affine=chain.scale is not None or (flavour is not None and flavour.fused_affine(bn)),
+        use_global_stats=batch is None,
         convertible=not chain.problems, notes=tuple(notes), problems=chain.problems,
         flavour_id=chain.flavour, layer_type=bn.type)
+
+
+def _title(flavour: Flavour | None, flavour_id: str) -> str:
+    return flavour.title if flavour is not None else flavour_id
 
 
 def _fork_followers(chain: BatchNormChain, graph: BlobGraph) -> list[UnconvertedRow]:
@@ -188,8 +169,9 @@ def _standalone_reason(layer: Layer, graph: BlobGraph, owner: dict[int, BatchNor
     if writer is not bn:
         return (f"follows BatchNorm {bn.name!r}'s chain, which already has its "
                 f"{writer.type}: a second affine, not folded")
-    if has_fused_affine(bn, chain.flavour):
-        return (f"follows {bn.name!r} ({FLAVOUR_TITLES.get(chain.flavour, chain.flavour)}), "
+    flavour = flavour_by_id(chain.flavour)
+    if flavour is not None and flavour.fused_affine(bn):
+        return (f"follows {bn.name!r} ({flavour.title}), "
                 "which carries its own scale and shift: kept as a separate affine")
     return f"reads {bn.name!r}'s output but was not paired with it"
 
@@ -228,8 +210,9 @@ def inspect_net(net: Net, flavour: str | None = None) -> InspectReport:
             for x in analysis.standalone),
         unknown_fields=tuple(f"{u.path} (line {u.line})" for u in net.unknown),
         unknown_layer_types=dict(Counter(
-            x.type for x in net.layers if x.type not in BVLC_LAYER_TYPES | BN_LIKE_TYPES)),
+            x.type for x in net.layers if x.type not in bvlc_layer_types() | BN_LIKE_TYPES)),
         missing_weights=net.missing_learned_weights(),
         unused_weights=net.unused_weights,
         flavour_counts=dict(Counter(chain_kind(row) for row in rows)),
-        not_converted=tuple(not_converted), refused_by_caffe=net.refused_by_caffe)
+        not_converted=tuple(not_converted), refused_by_caffe=net.refused_by_caffe,
+        definition_problems=net.definition_problems())

@@ -14,8 +14,13 @@ reversible: ``layer_name_for_key(key_for_layer_name(n)) == n`` for every name ``
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
-__all__ = ["key_for_layer_name", "layer_name_for_key"]
+if TYPE_CHECKING:
+    from .records import ConvertedLayer
+
+__all__ = ["key_for_layer_name", "layer_name_for_key", "NamingPolicy", "CaffeNames"]
 
 _KEPT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ALNUM = re.compile(r"[A-Za-z0-9]")
@@ -54,3 +59,26 @@ def layer_name_for_key(key: str) -> str:
     if _is_kept(key):
         return key
     return _ESCAPE.sub(lambda m: bytes.fromhex(m.group(1)).decode("utf-8"), key)
+
+
+class NamingPolicy(Protocol):
+    """How a converted layer's key is chosen when writing (Caffe names by default; a target
+    model's names when mapping onto it)."""
+
+    def key(self, record: ConvertedLayer) -> str:
+        """The key prefix of the record's tensors (``<key>.weight`` ...)."""
+        ...  # pragma: no cover - protocol
+
+
+@dataclass(frozen=True)
+class CaffeNames:
+    """The default policy: the Caffe layer name, escaped reversibly (``key_for_layer_name``).
+
+    Example:
+        >>> CaffeNames().key(record)  # doctest: +SKIP
+        'conv1__2f__bn'
+    """
+
+    def key(self, record: ConvertedLayer) -> str:
+        """``key_for_layer_name(record.name)``."""
+        return key_for_layer_name(record.name)

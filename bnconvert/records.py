@@ -1,15 +1,60 @@
-"""The canonical record that crosses from folding to writing: one ``FoldedBatchNorm`` per BN.
-
-A writer needs nothing else: it never looks at Caffe messages.
+"""What crosses from converting to writing: a net's converted layers. Each ``ConvertedLayer``
+is named tensors plus the PyTorch module they belong to; a BatchNorm chain (``FoldedBatchNorm``)
+is one kind. Writers never look at Caffe messages, and keys are not fixed here: a naming policy
+(``bnconvert.naming``) turns a record's Caffe layer name into its key when writing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
-__all__ = ["ChainLayers", "FoldedBatchNorm"]
+__all__ = ["ChainLayers", "ConvertedLayer", "FoldedBatchNorm", "batch_norm_class"]
+
+#: rank of a BN's input -> the torch.nn class (the one table of this fact)
+_BATCH_NORM_CLASS = {2: "BatchNorm1d", 3: "BatchNorm1d", 4: "BatchNorm2d", 5: "BatchNorm3d"}
+
+
+def batch_norm_class(rank: int | None) -> str:
+    """``BatchNorm1d``/``2d``/``3d`` for an input rank (2d where the rank is unknown).
+
+    Example:
+        >>> batch_norm_class(2), batch_norm_class(None), batch_norm_class(5)
+        ('BatchNorm1d', 'BatchNorm2d', 'BatchNorm3d')
+    """
+    return _BATCH_NORM_CLASS.get(rank or 4, "BatchNorm2d")
+
+
+class ConvertedLayer:
+    """One converted unit of a net. Subclasses are frozen dataclasses.
+
+    Class attributes:
+        kind: what the record is (``"batch_norm"``, ...), as the manifest names it.
+    """
+
+    kind: ClassVar[str]
+    warnings: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        """The Caffe layer whose name a naming policy turns into the key."""
+        raise NotImplementedError
+
+    @property
+    def module(self) -> str:
+        """The ``torch.nn`` class the tensors belong to."""
+        raise NotImplementedError
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        """The module's state_dict entries (without the key), in the module's order."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """What a manifest records of this layer besides its key and tensors (JSON-ready)."""
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -27,7 +72,7 @@ class ChainLayers:
 
 
 @dataclass(frozen=True, eq=False)
-class FoldedBatchNorm:
+class FoldedBatchNorm(ConvertedLayer):
     """Caffe's effective TEST-phase batch normalization of one chain, in PyTorch's terms.
 
     ``y = (x - running_mean) / sqrt(running_var + eps) * weight + bias`` per channel (axis 1).
@@ -35,7 +80,6 @@ class FoldedBatchNorm:
     float32 of shape ``(channels,)`` and read-only.
 
     Attributes:
-        key: the state_dict key prefix (from the BatchNorm layer name, see ``naming``).
         layers: the Caffe layers folded into this record.
         channels: number of channels C.
         rank: rank of the BN's input blob (2 for (N,C), 4 for (N,C,H,W), 5 for (N,C,D,H,W)),
@@ -43,11 +87,11 @@ class FoldedBatchNorm:
         eps: Caffe's eps as a float32 value widened to float.
         scale_factor: the BatchNorm's third blob (s), None for layers without one.
         use_global_stats: False when Caffe normalizes with batch statistics in TEST.
-        flavour: which BN implementation the layer came from (``"bvlc"``, forks later).
+        flavour: which BN implementation the layer came from (``bnconvert.flavours``).
         warnings: human-readable notes about this record (zero scale factor, batch stats, ...).
     """
 
-    key: str
+    kind: ClassVar[str] = "batch_norm"
     layers: ChainLayers
     channels: int
     rank: int | None
@@ -62,13 +106,50 @@ class FoldedBatchNorm:
     warnings: tuple[str, ...] = field(default=())
 
     @property
+    def name(self) -> str:
+        """The BatchNorm layer's name."""
+        return self.layers.batch_norm
+
+    @property
+    def key(self) -> str:
+        """The key under the default naming policy (Caffe's layer name, ``bnconvert.naming``)."""
+        from .naming import key_for_layer_name
+
+        return key_for_layer_name(self.name)
+
+    @property
     def affine(self) -> bool:
         """True when the record carries weight and bias."""
         return self.weight is not None
 
     @property
-    def torch_class(self) -> str:
-        """``BatchNorm1d``/``2d``/``3d`` from the input rank (2d where the rank is unknown)."""
-        return {2: "BatchNorm1d", 3: "BatchNorm1d", 4: "BatchNorm2d", 5: "BatchNorm3d"}.get(
-            self.rank or 4, "BatchNorm2d"
-        )
+    def module(self) -> str:
+        """``BatchNorm1d``/``2d``/``3d`` from the input rank."""
+        return batch_norm_class(self.rank)
+
+    torch_class = module
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        """``weight``, ``bias`` (affine only), ``running_mean``, ``running_var``,
+        ``num_batches_tracked`` (int64 0: Caffe keeps no such count)."""
+        import numpy as np
+
+        out: dict[str, np.ndarray] = {}
+        if self.weight is not None and self.bias is not None:
+            out["weight"], out["bias"] = self.weight, self.bias
+        out["running_mean"], out["running_var"] = self.running_mean, self.running_var
+        out["num_batches_tracked"] = np.array(0, dtype=np.int64)
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """Module class, Caffe layers, channels, rank, eps, scale factor, affine, flavour..."""
+        return {
+            "module": self.module,
+            "caffe_layers": {"batch_norm": self.layers.batch_norm, "scale": self.layers.scale,
+                             "bias": self.layers.bias,
+                             "batch_norm_type": self.layers.batch_norm_type},
+            "channels": self.channels, "rank": self.rank, "eps": self.eps,
+            "scale_factor": self.scale_factor, "affine": self.affine,
+            "use_global_stats": self.use_global_stats, "flavour": self.flavour,
+            "warnings": list(self.warnings),
+        }

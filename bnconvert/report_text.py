@@ -65,6 +65,7 @@ def format_inspect(report: InspectReport) -> str:
     out.extend(_per_layer(report))
     if report.refused_by_caffe:
         out.append(f"warning: {report.refused_by_caffe}")
+    out.extend(f"warning: not read faithfully: {problem}" for problem in report.definition_problems)
     if report.unknown_layer_types:
         out.append("layer types outside BVLC Caffe (not needed for BN conversion): " + ", ".join(
             f"{t} x{n}" for t, n in sorted(report.unknown_layer_types.items())))

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from caffe_builder import NetBuilder, blob
 
 from bnconvert.api import fold_net
 from bnconvert.errors import UnsupportedLayerError
 from bnconvert.fold.chains import pair_batch_norm_chains
 from bnconvert.read.net import load_net
+
+from caffe_builder import NetBuilder, blob
 
 C = 3
 MEAN, VAR, GAMMA, BETA = [1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [0.5, 1.5, 2.5], [0.1, 0.2, 0.3]

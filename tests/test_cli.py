@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import DATA
 from safetensors.numpy import load_file
 
 from bnconvert import __version__
 from bnconvert.cli import main
+
+from conftest import DATA
 
 CASE = DATA / "caffe" / "resnet_block"
 FILES = [str(CASE / "deploy.prototxt"), str(CASE / "model.caffemodel")]
@@ -42,7 +43,7 @@ def test_default_manifest_beside_output(tmp_path: Path) -> None:
     assert result.output == f"wrote {out}: 4 BatchNorm layers (4 affine, 0 non-affine)\n"
     manifest = json.loads((tmp_path / "bn.pt.json").read_text())
     assert manifest["format"] == "pt" and manifest["file"] == "bn.pt"
-    assert [b["key"] for b in manifest["batch_norms"]] == [
+    assert [b["key"] for b in manifest["layers"]] == [
         "bn2a_branch1", "bn2a_branch2a", "bn2a_branch2b", "bn2a_branch2c"]
     assert manifest["sources"] == {"prototxt": FILES[0], "caffemodel": FILES[1]}
 

@@ -1,5 +1,6 @@
 """Every bad input a user can meet ends in one line on stderr naming the file, the layer and
-the problem; exit code 1; no traceback; nothing at the output path."""
+the problem; exit code 2 for a file that cannot be read, 1 for one that was read but cannot be
+converted; no traceback; nothing at the output path."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from caffe_builder import NetBuilder, blob
 from click.testing import CliRunner
-from conftest import DATA
 
 from bnconvert.cli import main
+
+from caffe_builder import NetBuilder, blob
+from conftest import DATA
 
 CASE = DATA / "caffe" / "bn_scale_bias"
 
@@ -23,9 +25,12 @@ def run(args: list[str]) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def assert_fails(args: list[str], out: Path, message: str) -> None:
+READ_ERROR = 2  # a file that cannot be read: the same code in every command
+
+
+def assert_fails(args: list[str], out: Path, message: str, exit_code: int = 1) -> None:
     code, output = run(args)
-    assert code == 1, output
+    assert code == exit_code, output
     assert output == f"bnconvert: error: {message}\n"
     assert "Traceback" not in output
     assert list(out.parent.iterdir()) == [p for p in out.parent.iterdir() if p != out]
@@ -42,14 +47,15 @@ def out(tmp_path: Path) -> Path:
 
 def test_missing_file(tmp_path: Path, out: Path) -> None:
     missing = tmp_path / "nope.caffemodel"
-    assert_fails(["convert", str(missing), "-o", str(out)], out, f"{missing}: no such file")
+    assert_fails(["convert", str(missing), "-o", str(out)], out, f"{missing}: no such file",
+                 exit_code=READ_ERROR)
 
 
 def test_empty_caffemodel(tmp_path: Path, out: Path) -> None:
     empty = tmp_path / "empty.caffemodel"
     empty.write_bytes(b"")
     assert_fails(["convert", str(empty), "-o", str(out)], out,
-                 f"{empty}: empty file, not a caffemodel")
+                 f"{empty}: empty file, not a caffemodel", exit_code=READ_ERROR)
 
 
 def test_truncated_caffemodel(tmp_path: Path, out: Path) -> None:
@@ -57,14 +63,14 @@ def test_truncated_caffemodel(tmp_path: Path, out: Path) -> None:
     truncated.write_bytes((CASE / "model.caffemodel").read_bytes()[:700])
     assert_fails(["convert", str(truncated), "-o", str(out)], out,
                  f"{truncated}: byte 690: field 100 claims 86 bytes but only 7 remain in its "
-                 "message (truncated or corrupt file)")
+                 "message (truncated or corrupt file)", exit_code=READ_ERROR)
 
 
 def test_random_bytes(tmp_path: Path, out: Path) -> None:
     noise = tmp_path / "noise.caffemodel"
     noise.write_bytes(np.random.default_rng(7).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     code, output = run(["convert", str(noise), "-o", str(out)])
-    assert code == 1 and output.startswith(f"bnconvert: error: {noise}: byte ")
+    assert code == READ_ERROR and output.startswith(f"bnconvert: error: {noise}: byte ")
     assert output.count("\n") == 1 and not out.exists()
 
 
@@ -72,21 +78,22 @@ def test_prototxt_passed_as_caffemodel(out: Path) -> None:
     prototxt = CASE / "deploy.prototxt"
     assert_fails(["convert", str(prototxt), "-o", str(out)], out,
                  f"{prototxt}: this is a text prototxt, not a binary caffemodel; pass the "
-                 "prototxt first and the .caffemodel second")
+                 "prototxt first and the .caffemodel second", exit_code=READ_ERROR)
 
 
 def test_caffemodel_passed_as_prototxt(out: Path) -> None:
     model = CASE / "model.caffemodel"
     assert_fails(["convert", str(model), str(model), "-o", str(out)], out,
                  f"{model}: not a text prototxt (binary data at byte 15); did you pass a "
-                 ".caffemodel where a .prototxt was expected?")
+                 ".caffemodel where a .prototxt was expected?", exit_code=READ_ERROR)
 
 
 def test_prototxt_syntax_error(tmp_path: Path, out: Path) -> None:
     broken = tmp_path / "broken.prototxt"
     broken.write_text('name: "x"\nlayer {\n  name: "bn1"\n  type: "BatchNorm"\n')
     assert_fails(["convert", str(broken), str(CASE / "model.caffemodel"), "-o", str(out)], out,
-                 f'{broken}:5:1: expected "}}" to close layer opened at line 2, found end of file')
+                 f'{broken}:5:1: expected "}}" to close layer opened at line 2, found end of file',
+                 exit_code=READ_ERROR)
 
 
 def test_prototxt_of_another_net(out: Path) -> None:

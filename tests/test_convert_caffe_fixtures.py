@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import CAFFE_CASES, DATA
 
 from bnconvert.cli import main
+
+from conftest import CAFFE_CASES, DATA
 
 MODULES = {2: torch.nn.BatchNorm1d, 3: torch.nn.BatchNorm1d, 4: torch.nn.BatchNorm2d,
            5: torch.nn.BatchNorm3d}
@@ -82,7 +83,7 @@ def test_parameters_equal_caffe_effective_parameters(case: str, tmp_path: Path) 
 def test_manifest_records_caffe_settings(case: str, tmp_path: Path) -> None:
     out = convert_case(case, tmp_path)
     manifest = json.loads(Path(str(out) + ".json").read_text())
-    by_key = {entry["key"]: entry for entry in manifest["batch_norms"]}
+    by_key = {entry["key"]: entry for entry in manifest["layers"]}
     for chain in expected_chains(case):
         entry = by_key[chain["bn"]]
         assert entry["eps"] == pytest.approx(chain["eps"], rel=1e-7)

@@ -395,7 +395,7 @@ def test_convert_gives_the_formulas_state_dict(name: str, factor: float,
     caffemodel = tmp_path / "model.caffemodel"
     caffemodel.write_bytes(model.SerializeToString())
     out = tmp_path / "bn.pt"
-    records = bnconvert.convert(prototxt, caffemodel, out)
+    records = bnconvert.convert(prototxt, caffemodel, out).records
     assert len(records) == LIST[name]["bvlc_detail"]["n_bn"]
     state = torch.load(out, weights_only=True)
     assert sorted(state) == sorted(expected)

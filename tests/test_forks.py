@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from caffe_builder import NetBuilder, blob
 from click.testing import CliRunner
-from conftest import DATA
 
 from bnconvert.api import load_batch_norms
 from bnconvert.cli import main
+
+from caffe_builder import NetBuilder, blob
+from conftest import DATA
 
 FORKS = DATA / "forks"
 # case folder, BN layer, producer (BN input) key, output key, flavour title
@@ -49,7 +50,7 @@ def convert(case: str, tmp_path: Path, with_prototxt: bool, *extra: str) -> Path
 
 
 def forward(out: Path, x: np.ndarray, train: bool = False) -> np.ndarray:
-    (entry,) = json.loads(Path(str(out) + ".json").read_text())["batch_norms"]
+    (entry,) = json.loads(Path(str(out) + ".json").read_text())["layers"]
     state = torch.load(out, weights_only=True)
     part = {k[len(entry["key"]) + 1:]: v for k, v in state.items()}
     module = getattr(torch.nn, entry["module"])(entry["channels"], eps=entry["eps"],

@@ -4,7 +4,6 @@ exception: truncations at every offset of a real deploy file, and random edits o
 from __future__ import annotations
 
 import pytest
-from conftest import DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -12,6 +11,8 @@ from bnconvert.errors import ParseError
 from bnconvert.fold.chains import pair_batch_norm_chains
 from bnconvert.read.net import net_from_parts
 from bnconvert.read.prototxt import parse_prototxt_text
+
+from conftest import DATA
 
 TEXT = (DATA / "caffe" / "resnet_block" / "deploy.prototxt").read_text()
 FORK = (DATA / "forks" / "pspnet" / "psp_conv_bn_relu" / "deploy.prototxt").read_text()

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from caffe_builder import NetBuilder, blob
 from click.testing import CliRunner
 
 import bnconvert
@@ -21,6 +20,8 @@ from bnconvert.cli import main
 from bnconvert.errors import MissingLayerError
 from bnconvert.inspect import inspect_net
 from bnconvert.read.net import load_net
+
+from caffe_builder import NetBuilder, blob
 
 CORPUS = Path(__file__).parent / "data" / "corpus"
 LIST = {e["local_file"]: e for e in json.loads((CORPUS / "LIST.json").read_text())}

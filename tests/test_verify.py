@@ -17,7 +17,6 @@ from click.testing import CliRunner
 from bnconvert.api import convert
 from bnconvert.cli import main
 from bnconvert.verify import DEFAULT_ATOL, DEFAULT_RTOL, verify_file
-from bnconvert.write.registry import WriteOptions
 
 CAFFE = Path(__file__).parent / "data" / "caffe"
 CASES = sorted(p.name for p in CAFFE.iterdir() if (p / "model.caffemodel").exists())
@@ -59,7 +58,7 @@ def test_verify_passes_every_file_convert_wrote(tmp_path, case, ext):
 
 def test_verify_passes_a_torch7_sequential_and_names_modules_by_index(tmp_path):
     output = _convert("resnet_block", tmp_path / "bn.t7",
-                      options=WriteOptions(t7_layout="sequential"))
+                      t7_layout="sequential")
     report = verify_file(*_files("resnet_block"), output)
     assert report.passed and [r.key for r in report.chains] == ["1", "2", "3", "4"]
     assert all(r.eps_source == "the .t7 module" for r in report.chains)
@@ -157,7 +156,7 @@ def _permute(layer):
 
 def _manifest_eps(layer, eps):
     def edit(manifest):
-        (entry,) = [e for e in manifest["batch_norms"] if e["key"] == layer]
+        (entry,) = [e for e in manifest["layers"] if e["key"] == layer]
         entry["eps"] = eps
     return edit
 
@@ -284,7 +283,7 @@ def test_json_report(tmp_path, resnet):
 
 def test_a_missing_module_fails_its_layer(tmp_path, resnet):
     path = _inject(tmp_path, resnet, lambda sd: None,
-                   lambda m: m["batch_norms"][3].update(key="renamed"))
+                   lambda m: m["layers"][3].update(key="renamed"))
     report = verify_file(*_files("resnet_block"), path)
     assert report.chains[3].status == "fail"
     assert report.chains[3].reason == f"no 'renamed.running_mean' in {path}"
@@ -394,7 +393,7 @@ def test_every_rank_runs_in_its_module(tmp_path, shape, module, ext):
     model = _bn_scale_model(tmp_path, shape, [1.0, 2.0, 3.0], [3.0, 4.0, 5.0])
     convert(None, model, tmp_path / f"bn{ext}")
     manifest = json.loads((tmp_path / f"bn{ext}.json").read_text())
-    assert manifest["batch_norms"][0]["module"] == module
+    assert manifest["layers"][0]["module"] == module
     user = np.random.default_rng(1).normal(size=shape).astype(np.float32)
     report = verify_file(None, model, tmp_path / f"bn{ext}", user_input=user)
     assert report.passed and len(report.chains[0].inputs) == 2

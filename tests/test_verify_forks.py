@@ -14,17 +14,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from caffe_builder import NetBuilder, blob
 from click.testing import CliRunner
-from conftest import DATA
 
 from bnconvert.api import convert, load_batch_norms, save
 from bnconvert.cli import main
 from bnconvert.fold.chains import pair_batch_norm_chains
 from bnconvert.read.net import load_net
 from bnconvert.verify import verify_file
-from bnconvert.verify.read_forks import read_reference_chain
+from bnconvert.verify.reference import read_reference_chain
 from bnconvert.verify.reference_forks import reference_forward
+
+from caffe_builder import NetBuilder, blob
+from conftest import DATA
 
 FORKS = DATA / "forks"
 # case, BN layer, recorded input key, recorded output key, exact (run by the fork itself)
@@ -95,7 +96,7 @@ def test_verify_passes_fork_conversions(case, layer, source, target, exact, with
     (row,) = report.chains
     assert report.passed, report.to_json()
     assert row.layers[0] == layer and row.max_rel_err is not None and row.max_rel_err < 3e-7
-    assert row.flavour == json.loads(Path(f"{output}.json").read_text())["batch_norms"][0][
+    assert row.flavour == json.loads(Path(f"{output}.json").read_text())["layers"][0][
         "flavour"]
 
 

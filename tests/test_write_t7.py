@@ -46,7 +46,7 @@ def load_case_records(case: str) -> list[FoldedBatchNorm]:
 def sample_record(key: str = "bn", rank: int | None = 4, eps: float = 1e-5,
                   affine: bool = True) -> FoldedBatchNorm:
     """A record with the samples' parameters."""
-    return FoldedBatchNorm(key=key, layers=ChainLayers(key), channels=4, rank=rank, eps=eps,
+    return FoldedBatchNorm(layers=ChainLayers(key), channels=4, rank=rank, eps=eps,
                            running_mean=MEAN, running_var=VAR,
                            weight=WEIGHT if affine else None, bias=BIAS if affine else None)
 
@@ -153,7 +153,7 @@ def test_float64_output_computes_what_torch7_computed_in_double(tmp_path: Path) 
     params = {name: real[name].to_numpy() for name in ("running_mean", "running_var", "weight",
                                                         "bias")}
     assert params["running_mean"].dtype == np.float64
-    record = FoldedBatchNorm(key="root", layers=ChainLayers("root"), channels=4, rank=4,
+    record = FoldedBatchNorm(layers=ChainLayers("root"), channels=4, rank=4,
                              eps=real["eps"], **params)
     ours = read_t7_batch_norms(save([record], tmp_path / "d.t7", dtype="float64"))
     result = load_t7(TORCH7 / "sample-outputs" / "sbn_affine_evaluated_binary.t7")
@@ -197,7 +197,7 @@ def _assert_fresh_sample_plus_cleared_buffers(ours: T7Object, real: T7Object) ->
 
 def test_record_with_unit_weight_and_zero_bias_is_an_affine_module() -> None:
     # What --cudnn produces upstream: a non-affine BN given weight 1 and bias 0.
-    record = FoldedBatchNorm(key="bn", layers=ChainLayers("bn"), channels=4, rank=4, eps=1e-5,
+    record = FoldedBatchNorm(layers=ChainLayers("bn"), channels=4, rank=4, eps=1e-5,
                              running_mean=MEAN, running_var=VAR,
                              weight=np.ones(4, np.float32), bias=np.zeros(4, np.float32))
     module = written([record])["bn"]
@@ -316,7 +316,7 @@ def test_invalid_output_is_refused_before_writing_a_byte(options: dict[str, Any]
 
 
 def test_array_of_the_wrong_length_is_refused() -> None:
-    record = FoldedBatchNorm(key="bn", layers=ChainLayers("bn"), channels=5, rank=4, eps=1e-5,
+    record = FoldedBatchNorm(layers=ChainLayers("bn"), channels=5, rank=4, eps=1e-5,
                              running_mean=MEAN, running_var=VAR, weight=None, bias=None)
     with pytest.raises(OutputError, match=r"bn: running_mean must have shape \(5,\), found \(4,\)"):
         write_t7([record], io.BytesIO(), WriteOptions())

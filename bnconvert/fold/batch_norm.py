@@ -1,32 +1,30 @@
-"""Turn one ``BatchNormChain`` into a ``FoldedBatchNorm``: pick the blobs by name and count,
-check them, and apply the pure formulas of ``numeric``."""
+"""Turn one ``BatchNormChain`` into a ``FoldedBatchNorm``: the checks and the shared steps the
+flavours' ``fold`` methods compose (pick the blobs by name and count, check them, apply the pure
+formulas of ``numeric``). Each flavour's own rules live in ``bnconvert.flavours``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..errors import BlobError, MissingLayerError, NumericError, UnsupportedLayerError
-from ..naming import key_for_layer_name
+from ..flavours import Flavour, flavour_by_id
+from ..layers.learned import ConvolutionParams, InnerProductParams, ScaleParams
 from ..read.blob import BlobRef
-from ..read.fork_params import truthy
 from ..read.net import Layer, Net
 from ..records import ChainLayers, FoldedBatchNorm
-from ..registry import Registry
 from .chains import BatchNormChain
-from .numeric import fold_affine, fold_running_stats, identity_affine
+from .numeric import clamp_eps, fold_affine, fold_running_stats, identity_affine
 from .options import FoldOptions
-from .params import batch_norm_eps, uses_global_stats
 
-__all__ = ["fold_batch_norm_chain", "expect_blobs", "batch_norm_eps", "uses_global_stats",
-           "per_channel", "check_stats", "make_record", "batch_statistics_warning", "folds",
-           "chain_affine",
-           "where", "FOLDERS"]
+__all__ = ["fold_batch_norm_chain", "expect_blobs", "per_channel", "check_stats", "Statistics",
+           "scaled_statistics", "stored_statistics", "flavour_warnings", "chain_affine",
+           "make_record", "where"]
 
 
 def where(net: Net, layer: Layer) -> str:
+    """``file: layer 'name' (Type)`` for messages."""
     return f"{net.caffemodel or net.describe()}: layer {layer.name!r} ({layer.type})"
 
 
@@ -67,108 +65,6 @@ def per_channel(net: Net, layer: Layer, blob: BlobRef, what: str,
     return values
 
 
-Folder = Callable[[Net, BatchNormChain, FoldOptions], FoldedBatchNorm]
-#: flavour id -> fold function (forks register theirs in ``fold.forks``)
-FOLDERS: Registry[Folder] = Registry("fold function")
-folds = FOLDERS.register
-
-
-def fold_batch_norm_chain(net: Net, chain: BatchNormChain,
-                          options: FoldOptions = FoldOptions()) -> FoldedBatchNorm:
-    """Caffe's (or the fork's) effective TEST-phase parameters of one BN chain.
-
-    Raises:
-        MissingLayerError, BlobError: missing weights, wrong blob count or shapes.
-        NumericError: NaN/Inf, negative variance, eps <= 0, or (strict) batch statistics.
-        UnsupportedLayerError: a flavour bnconvert cannot convert.
-    """
-    from . import forks  # noqa: F401  (registers the forks' fold functions)
-
-    folder = FOLDERS.get(chain.flavour)
-    if folder is None:
-        raise UnsupportedLayerError(f"{where(net, chain.batch_norm)}: cannot convert a "
-                                    f"{chain.flavour} BN layer")
-    record = folder(net, chain, options)
-    _check_producer_channels(net, chain, record.channels)
-    if truthy(chain.batch_norm.extras.get("batch_norm_param", {}).get("relu", "false")):
-        record = replace(record, warnings=(*record.warnings, (
-            f"{chain.batch_norm.name}: batch_norm_param.relu is set (Intel Caffe fuses a ReLU "
-            "into this BatchNorm): the converted BN does not include it; add a ReLU after it")))
-    return record
-
-
-@folds("bvlc")
-def fold_bvlc(net: Net, chain: BatchNormChain, options: FoldOptions) -> FoldedBatchNorm:
-    """BVLC BatchNorm (+ Scale + Bias): running stats divided by the scale factor."""
-    bn = chain.batch_norm
-    mean_blob, var_blob, factor_blob = expect_blobs(
-        net, bn, 3, "mean accumulator, variance accumulator, scale factor")
-    mean_acc = per_channel(net, bn, mean_blob, "mean (blob 0)", None)
-    channels = mean_acc.size
-    var_acc = per_channel(net, bn, var_blob, "variance (blob 1)", channels)
-    factor = per_channel(net, bn, factor_blob, "scale factor (blob 2)", 1)[0]
-    mean, var = fold_running_stats(mean_acc, var_acc, float(factor))
-    eps = batch_norm_eps(bn)
-    warnings = list(chain.notes)
-    check_stats(net, bn, var, eps)
-    if factor == 0:
-        warnings.append(f"{bn.name}: scale factor is 0, so Caffe ignores the stored statistics "
-                        "(mean 0, variance 0); converted the same way")
-    global_stats = uses_global_stats(bn)
-    if not global_stats:
-        warnings.append(batch_statistics_warning(net, bn, options, "use_global_stats is false"))
-    weight, bias = chain_affine(net, chain, channels, options)
-    return make_record(chain, channels, eps, mean, var, weight, bias, "bvlc", warnings,
-                       scale_factor=float(factor), use_global_stats=global_stats)
-
-
-def batch_statistics_warning(net: Net, bn: Layer, options: FoldOptions, why: str) -> str:
-    """The warning for a layer that normalizes with batch statistics in TEST (an error under
-    ``strict``)."""
-    message = (f"{why}, so Caffe normalizes with each batch's own statistics even in TEST; "
-               "the stored parameters were converted, and eval-mode PyTorch will not match Caffe")
-    if options.strict:
-        raise NumericError(f"{where(net, bn)}: {message} (--strict)")
-    return f"{bn.name}: {message}"
-
-
-def make_record(chain: BatchNormChain, channels: int, eps: float, mean: np.ndarray,
-                var: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None,
-                flavour: str, warnings: list[str], scale_factor: float | None = None,
-                use_global_stats: bool = True) -> FoldedBatchNorm:
-    """The frozen canonical record of one chain (arrays copied to read-only float32)."""
-    bn = chain.batch_norm
-    return FoldedBatchNorm(
-        key=key_for_layer_name(bn.name),
-        layers=ChainLayers(bn.name, chain.scale.name if chain.scale else None,
-                           chain.bias.name if chain.bias else None, bn.type),
-        channels=channels, rank=chain.rank, eps=eps, running_mean=frozen(mean),
-        running_var=frozen(var), weight=frozen_optional(weight), bias=frozen_optional(bias),
-        scale_factor=scale_factor, use_global_stats=use_global_stats, flavour=flavour,
-        warnings=tuple(warnings))
-
-
-_CHANNEL_PRODUCERS = {"Convolution": "convolution_param", "Deconvolution": "convolution_param",
-                      "InnerProduct": "inner_product_param"}
-
-
-def _check_producer_channels(net: Net, chain: BatchNormChain, channels: int) -> None:
-    """The blobs must fit the net the prototxt defines, or Caffe itself refuses to load them
-    (``Cannot copy param ... shape mismatch``): a caffemodel of another net is caught here."""
-    producer = chain.producer
-    field = _CHANNEL_PRODUCERS.get(producer.type) if producer is not None else None
-    if producer is None or field is None or net.prototxt is None:
-        return
-    param = producer.param(field)
-    if param is None or not param.HasField("num_output") or getattr(param, "axis", 1) != 1:
-        return
-    if param.num_output != channels:  # type: ignore[attr-defined]
-        raise BlobError(
-            f"{where(net, chain.batch_norm)} has {channels} channels in the caffemodel, but the "
-            f"prototxt's {producer.name!r} ({producer.type}) produces "
-            f"{param.num_output} (num_output): the caffemodel is not from this net")  # type: ignore[attr-defined]
-
-
 def check_stats(net: Net, bn: Layer, var: np.ndarray, eps: float) -> None:
     """Variance must be >= 0 and eps > 0 (PyTorch adds eps to the variance)."""
     negative = np.flatnonzero(var < 0)
@@ -181,6 +77,82 @@ def check_stats(net: Net, bn: Layer, var: np.ndarray, eps: float) -> None:
                            "eps > 0 (it is added to the variance before the square root)")
 
 
+@dataclass(frozen=True)
+class Statistics:
+    """A chain's normalization: channels, running stats, eps, scale factor and the warnings
+    collected so far."""
+
+    channels: int
+    mean: np.ndarray
+    var: np.ndarray
+    eps: float
+    scale_factor: float | None
+    warnings: tuple[str, ...]
+
+    def warn(self, message: str) -> Statistics:
+        """The same statistics with one more warning."""
+        return replace(self, warnings=(*self.warnings, message))
+
+
+def flavour_warnings(net: Net, chain: BatchNormChain, options: FoldOptions,
+                     flavour: Flavour) -> tuple[str, ...]:
+    """The chain's pairing notes, the flavour's notes about the layer, and the batch-statistics
+    warning when the layer normalizes with batch statistics in TEST.
+
+    Raises:
+        NumericError: batch statistics under ``options.strict``.
+    """
+    bn = chain.batch_norm
+    warnings = [*chain.notes, *(f"{bn.name}: {note}" for note in flavour.notes(bn))]
+    why = flavour.batch_statistics(bn)
+    if why is not None:
+        message = (f"{why}, so Caffe normalizes with each batch's own statistics even in TEST; "
+                   "the stored parameters were converted, and eval-mode PyTorch will not match "
+                   "Caffe")
+        if options.strict:
+            raise NumericError(f"{where(net, bn)}: {message} (--strict)")
+        warnings.append(f"{bn.name}: {message}")
+    return tuple(warnings)
+
+
+def scaled_statistics(net: Net, chain: BatchNormChain, options: FoldOptions, flavour: Flavour,
+                      blobs: tuple[BlobRef, ...]) -> Statistics:
+    """BVLC's layout: mean·s, var·s, s → ``blob0·f``, ``blob1·f`` with ``f = 0 if s == 0 else
+    1/s``; eps by the flavour."""
+    bn = chain.batch_norm
+    mean_acc = per_channel(net, bn, blobs[0], "mean (blob 0)", None)
+    channels = mean_acc.size
+    var_acc = per_channel(net, bn, blobs[1], "variance (blob 1)", channels)
+    factor = float(per_channel(net, bn, blobs[2], "scale factor (blob 2)", 1)[0])
+    mean, var = fold_running_stats(mean_acc, var_acc, factor)
+    eps = flavour.eps(bn)
+    assert eps is not None
+    check_stats(net, bn, var, eps)
+    stats = Statistics(channels, mean, var, eps, factor,
+                       flavour_warnings(net, chain, options, flavour))
+    if factor == 0:
+        stats = stats.warn(f"{bn.name}: scale factor is 0, so Caffe ignores the stored "
+                           "statistics (mean 0, variance 0); converted the same way")
+    return stats
+
+
+def stored_statistics(net: Net, chain: BatchNormChain, options: FoldOptions, flavour: Flavour,
+                      mean_blob: BlobRef, var_blob: BlobRef, channels: int | None = None,
+                      names: tuple[str, str] = ("mean", "variance")) -> Statistics:
+    """Running statistics stored as they are used (forks without a scale factor); eps by the
+    flavour, raised to 1e-5 with ``options.clamp_eps`` (yjxiong's cuDNN builds)."""
+    bn = chain.batch_norm
+    mean = per_channel(net, bn, mean_blob, names[0], channels)
+    var = per_channel(net, bn, var_blob, names[1], mean.size)
+    eps = flavour.eps(bn)
+    assert eps is not None
+    if options.clamp_eps and flavour.id == "yjxiong":
+        eps = clamp_eps(eps)
+    check_stats(net, bn, var, eps)
+    return Statistics(mean.size, mean, var, eps, None,
+                      flavour_warnings(net, chain, options, flavour))
+
+
 def chain_affine(net: Net, chain: BatchNormChain, channels: int,
                  options: FoldOptions) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Weight and bias from the chain's Scale (and Bias) layers; without them, none (or weight
@@ -188,13 +160,11 @@ def chain_affine(net: Net, chain: BatchNormChain, channels: int,
     gamma = beta = extra = None
     if chain.scale is not None:
         scale = chain.scale
-        # A V1 ``layers`` entry (type written as the string "Scale") has no scale_param:
-        # Caffe's default, bias_term false, applies.
-        with_bias = bool(getattr(scale.param_or_default("scale_param"), "bias_term", False))
-        blobs = expect_blobs(net, scale, 2 if with_bias else 1,
-                             "gamma, beta" if with_bias else "gamma (bias_term: false)")
+        params = scale.params if isinstance(scale.params, ScaleParams) else ScaleParams()
+        blobs = expect_blobs(net, scale, 2 if params.bias_term else 1,
+                             "gamma, beta" if params.bias_term else "gamma (bias_term: false)")
         gamma = per_channel(net, scale, blobs[0], "gamma (blob 0)", channels)
-        if with_bias:
+        if params.bias_term:
             beta = per_channel(net, scale, blobs[1], "beta (blob 1)", channels)
     if chain.bias is not None:
         (bias_blob,) = expect_blobs(net, chain.bias, 1, "bias")
@@ -204,11 +174,61 @@ def chain_affine(net: Net, chain: BatchNormChain, channels: int,
     return fold_affine(gamma, beta, extra, channels)
 
 
-def frozen_optional(array: np.ndarray | None) -> np.ndarray | None:
-    return None if array is None else frozen(array)
+def make_record(chain: BatchNormChain, stats: Statistics, weight: np.ndarray | None,
+                bias: np.ndarray | None, flavour: Flavour) -> FoldedBatchNorm:
+    """The frozen canonical record of one chain (arrays copied to read-only float32)."""
+    bn = chain.batch_norm
+    return FoldedBatchNorm(
+        layers=ChainLayers(bn.name, chain.scale.name if chain.scale else None,
+                           chain.bias.name if chain.bias else None, bn.type),
+        channels=stats.channels, rank=chain.rank, eps=stats.eps, running_mean=_frozen(stats.mean),
+        running_var=_frozen(stats.var), weight=_frozen_optional(weight),
+        bias=_frozen_optional(bias), scale_factor=stats.scale_factor,
+        use_global_stats=flavour.batch_statistics(bn) is None, flavour=flavour.id,
+        warnings=stats.warnings)
 
 
-def frozen(array: np.ndarray) -> np.ndarray:
+def fold_batch_norm_chain(net: Net, chain: BatchNormChain,
+                          options: FoldOptions = FoldOptions()) -> FoldedBatchNorm:
+    """Caffe's (or the fork's) effective TEST-phase parameters of one BN chain.
+
+    Raises:
+        MissingLayerError, BlobError: missing weights, wrong blob count or shapes.
+        NumericError: NaN/Inf, negative variance, eps <= 0, or (strict) batch statistics.
+        UnsupportedLayerError: a flavour bnconvert cannot convert.
+    """
+    flavour = flavour_by_id(chain.flavour)
+    if flavour is None or flavour.id == "bn-unknown":
+        raise UnsupportedLayerError(f"{where(net, chain.batch_norm)}: cannot convert a "
+                                    f"{chain.flavour} BN layer")
+    record = flavour.fold(net, chain, options)
+    _check_producer_channels(net, chain, record.channels)
+    return record
+
+
+def _check_producer_channels(net: Net, chain: BatchNormChain, channels: int) -> None:
+    """The blobs must fit the net the prototxt defines, or Caffe itself refuses to load them
+    (``Cannot copy param ... shape mismatch``): a caffemodel of another net is caught here."""
+    producer = chain.producer
+    if producer is None or net.prototxt is None:
+        return
+    params = producer.params
+    if not isinstance(params, ConvolutionParams | InnerProductParams) or params.axis != 1 \
+            or not params.num_output or producer.type not in (
+                "Convolution", "Deconvolution", "InnerProduct"):
+        return
+    if params.num_output != channels:
+        raise BlobError(
+            f"{where(net, chain.batch_norm)} has {channels} channels in the caffemodel, but the "
+            f"prototxt's {producer.name!r} ({producer.type}) produces "
+            f"{params.num_output} (num_output): the caffemodel is not from this net")
+
+
+def _frozen_optional(array: np.ndarray | None) -> np.ndarray | None:
+    return None if array is None else _frozen(array)
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
     out = np.array(array, dtype=np.float32, copy=True)
     out.flags.writeable = False
     return out

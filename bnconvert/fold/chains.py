@@ -8,16 +8,27 @@ are never consulted. Anything that looks like a chain member but cannot be folde
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 
 from ..errors import UnsupportedLayerError
+from ..flavours import BN_LIKE_TYPES, detect_flavour, flavour_by_id
+from ..graph import BlobGraph, Version, infer_blob_ranks
+from ..layers.learned import BiasParams, ScaleParams
 from ..read.net import Layer, Net
-from .flavours import BN_LIKE_TYPES, FORK_AFFINE, detect_flavour, has_fused_affine
-from .ranks import infer_blob_ranks
 
-__all__ = ["BatchNormChain", "ChainAnalysis", "BlobGraph", "pair_batch_norm_chains"]
-_Version = tuple[str, int]  # (blob name, index of the writing layer; -1 = net input)
+__all__ = ["BatchNormChain", "ChainAnalysis", "BlobGraph", "pair_batch_norm_chains",
+           "FORK_AFFINE"]
+
+#: Fork layers that apply a learned affine after a BatchNorm, and why bnconvert does not fold
+#: them. The BatchNorm before one is converted on its own (non-affine); the fork layer's
+#: weights are not in the output.
+FORK_AFFINE = {
+    "EltwiseAffine": (
+        "a layer of an unmerged Caffe pull request (BVLC/caffe#2996, y = slope * x + bias, "
+        "replaced upstream by Scale with bias_term) whose blob layout and channel sharing "
+        "bnconvert has no reference output for; it is not folded into the BatchNorm, port its "
+        "slope and bias separately (or rewrite it as a Scale layer with bias_term: true)"),
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -25,8 +36,8 @@ class BatchNormChain:
     """A BatchNorm and the layers folded into it.
 
     Attributes:
-        flavour: the BN implementation (``fold.flavours``), ``"unrecognized"`` when its blobs fit
-            no known layout (``problems`` says why).
+        flavour: the BN implementation's id (``bnconvert.flavours``), ``"unrecognized"`` when
+            its blobs fit no known layout (``problems`` says why).
         rank: rank of the BatchNorm's input blob, None if the net does not tell.
         producer: the layer that wrote the BatchNorm's input (None for a net input).
         notes: why a neighbouring layer was not folded (information, not an error).
@@ -56,46 +67,11 @@ class ChainAnalysis:
     graph: BlobGraph
 
 
-class BlobGraph:
-    """Blob versions in layer order (so in-place layers are followed): who wrote each one, and
-    who reads it."""
-
-    def __init__(self, net: Net) -> None:
-        self.layers = net.layers
-        self.readers: dict[_Version, list[Layer]] = defaultdict(list)
-        self.inputs: dict[int, list[_Version]] = {}
-        self.outputs: dict[int, list[_Version]] = {}
-        writer: dict[str, int] = {}
-        for layer in net.layers:
-            versions = [(name, writer.get(name, -1)) for name in layer.bottoms]
-            self.inputs[layer.index] = versions
-            for version in versions:
-                self.readers[version].append(layer)
-            for name in layer.tops:
-                writer[name] = layer.index
-            self.outputs[layer.index] = [(name, layer.index) for name in layer.tops]
-
-    def readers_of(self, layer: Layer) -> list[Layer]:
-        """The layers that read ``layer``'s first top."""
-        outputs = self.outputs[layer.index]
-        return self.readers.get(outputs[0], []) if outputs else []
-
-    def sole_reader(self, layer: Layer) -> tuple[Layer | None, list[Layer]]:
-        """The only reader of ``layer``'s first top, and the full reader list."""
-        readers = self.readers_of(layer)
-        return (readers[0] if len(readers) == 1 else None), readers
-
-    def producer_of(self, layer: Layer) -> Layer | None:
-        """The layer that wrote ``layer``'s first bottom (None for a net input)."""
-        inputs = self.inputs[layer.index]
-        writer = inputs[0][1] if inputs else -1
-        return self.layers[writer] if writer >= 0 else None
-
-
-def _per_channel_problem(layer: Layer, param_name: str, rank: int | None) -> str | None:
-    param = layer.param_or_default(param_name)
-    axis = getattr(param, "axis", 1)
-    num_axes = getattr(param, "num_axes", 1)
+def _per_channel_problem(layer: Layer, rank: int | None) -> str | None:
+    params = layer.params
+    if not isinstance(params, ScaleParams | BiasParams):
+        return None
+    axis, num_axes = params.axis, params.num_axes
     if axis < 0 and rank is not None:
         axis %= rank
     if axis != 1 or num_axes != 1:
@@ -104,7 +80,7 @@ def _per_channel_problem(layer: Layer, param_name: str, rank: int | None) -> str
     return None
 
 
-def _follow(graph: BlobGraph, head: Layer, wanted: str, param: str, rank: int | None,
+def _follow(graph: BlobGraph, head: Layer, wanted: str, rank: int | None,
             notes: list[str], problems: list[str]) -> Layer | None:
     reader, readers = graph.sole_reader(head)
     typed = [r for r in readers if r.type == wanted]
@@ -119,14 +95,14 @@ def _follow(graph: BlobGraph, head: Layer, wanted: str, param: str, rank: int | 
         notes.append(f"{wanted} {reader.name!r} has {len(reader.bottoms)} bottoms (it multiplies "
                      "by another blob, e.g. SE gating): not part of the BatchNorm")
         return None
-    problem = _per_channel_problem(reader, param, rank)
+    problem = _per_channel_problem(reader, rank)
     if problem:
         problems.append(problem)
         return None
     return reader
 
 
-def _chain_of(layer: Layer, net: Net, graph: BlobGraph, ranks: dict[_Version, int | None],
+def _chain_of(layer: Layer, net: Net, graph: BlobGraph, ranks: dict[Version, int | None],
               flavour: str | None) -> BatchNormChain:
     """The chain that starts at the BN-like ``layer``."""
     inputs = graph.inputs[layer.index]
@@ -134,19 +110,22 @@ def _chain_of(layer: Layer, net: Net, graph: BlobGraph, ranks: dict[_Version, in
     notes: list[str] = []
     problems: list[str] = []
     try:
-        kind = detect_flavour(layer, flavour)
+        kind = detect_flavour(layer, flavour).id
     except UnsupportedLayerError as exc:
         kind = "unrecognized"
         problems.append(str(exc))
+    found = flavour_by_id(kind)
     scale = bias = None
-    if kind != "unrecognized" and not has_fused_affine(layer, kind):
-        scale = _follow(graph, layer, "Scale", "scale_param", rank, notes, problems)
+    if found is not None and not found.fused_affine(layer):
+        scale = _follow(graph, layer, "Scale", rank, notes, problems)
     if scale is not None:
-        bias = _follow(graph, scale, "Bias", "bias_param", rank, notes, problems)
+        bias = _follow(graph, scale, "Bias", rank, notes, problems)
     last = bias or scale or layer
     notes.extend(f"{r.type} {r.name!r} after {last.name!r} is not folded (a fork layer with no "
                  "reference semantics): the BatchNorm is converted without it, port it "
                  "separately" for r in graph.sole_reader(last)[1] if r.type in FORK_AFFINE)
+    problems.extend(f"layer {x.name!r} ({x.type}): {x.problem}"
+                    for x in (layer, scale, bias) if x is not None and x.problem)
     return BatchNormChain(layer, scale, bias, rank, kind, tuple(notes), tuple(problems),
                           graph.producer_of(layer))
 

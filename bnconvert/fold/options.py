@@ -1,4 +1,4 @@
-"""Options that change what folding produces."""
+"""Options that change how BN layers are read and what folding produces."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ class FoldOptions:
     strict: turn warnings that mean "PyTorch will not compute what Caffe computed"
         (``use_global_stats: false``, SegNet's LEARN mode) into errors.
     clamp_eps: raise PSPNet/yjxiong eps to 1e-5, as that fork's cuDNN builds do.
+    flavour: the BN flavour id of every BN-like layer (``--flavor``), None to detect it.
     """
 
     affine: bool = False
     strict: bool = False
     clamp_eps: bool = False
+    flavour: str | None = None

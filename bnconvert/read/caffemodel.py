@@ -61,6 +61,7 @@ class Caffemodel:
     path: str
     layers: tuple[CaffemodelLayer, ...]
     header: caffe_pb2.NetParameter = field(default_factory=caffe_pb2.NetParameter)
+    header_problem: str | None = None
 
     def by_name(self) -> dict[str, CaffemodelLayer]:
         """Layers by name; like Caffe, the first layer of a name wins."""
@@ -139,10 +140,10 @@ def scan_caffemodel(buf: Buffer, name: str = "<buffer>") -> Caffemodel:
     if not layers:
         raise CaffemodelFormatError(name, 0, "no layers found: not a caffemodel, or an empty net")
     try:
-        net_header = caffe_pb2.NetParameter.FromString(bytes(header))
-    except DecodeError:
-        net_header = caffe_pb2.NetParameter()
-    return Caffemodel(name, tuple(layers), net_header)
+        net_header, problem = caffe_pb2.NetParameter.FromString(bytes(header)), None
+    except DecodeError as exc:
+        net_header, problem = caffe_pb2.NetParameter(), f"net header fields not decoded: {exc}"
+    return Caffemodel(name, tuple(layers), net_header, problem)
 
 
 def _scan_layer(buf: Buffer, start: int, end: int, v1: bool) -> CaffemodelLayer:
@@ -162,13 +163,15 @@ def _scan_layer(buf: Buffer, start: int, end: int, v1: bool) -> CaffemodelLayer:
         runs.append((run_start, end))
     raw = b"".join(buf[x:y] for x, y in runs)
     message_class = caffe_pb2.V1LayerParameter if v1 else caffe_pb2.LayerParameter
+    definition: Message
     try:
         definition = message_class.FromString(raw)
         problem = None
     except DecodeError as exc:
         definition, problem = _wire_identity(buf, runs, v1), f"parameters not decoded: {exc}"
     _check_identity(definition, start, v1)
-    return CaffemodelLayer(definition.name, definition.type, definition, tuple(blobs), start, v1,
+    layer = cast(_LayerMessage, definition)
+    return CaffemodelLayer(layer.name, layer.type, definition, tuple(blobs), start, v1,
                            problem)
 
 

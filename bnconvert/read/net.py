@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from google.protobuf.message import Message
 
 from .._proto import caffe_pb2
+from ..layers import LayerParamError, Params, UnreadableParams, is_learned, read_params
 from .blob import BlobRef
 from .caffemodel import Caffemodel, read_caffemodel
 from .fork_params import binary_fork_params, flatten_extras
@@ -23,29 +24,27 @@ from .v1_types import v1_type_name
 if TYPE_CHECKING:
     from .prototxt import ParsedPrototxt, UnknownField
 
-__all__ = ["Layer", "Net", "load_net", "net_from_parts", "LEARNED_LAYER_TYPES"]
+__all__ = ["Layer", "Net", "load_net", "net_from_parts"]
 
-#: Layer types that carry learned blobs: only these can miss weights in a caffemodel.
-LEARNED_LAYER_TYPES = frozenset({
-    "Convolution", "Deconvolution", "InnerProduct", "BatchNorm", "BN", "Scale", "Bias", "PReLU",
-    "Embed", "LSTM", "RNN", "Parameter", "ConvolutionDepthwise", "DepthwiseConvolution",
-    "Normalize", "CuDNNConvolution",
-})
-
+_LayerMessage = caffe_pb2.LayerParameter | caffe_pb2.V1LayerParameter
 
 @dataclass(frozen=True, eq=False)
 class Layer:
-    """One layer of the TEST-phase net.
+    """One layer of the TEST-phase net, read once and typed.
 
     Attributes:
         index: position in the net (after phase filtering).
         name, type: Caffe's layer name and V2 type string (V1 enums are translated).
         bottoms, tops: blob names.
-        params: the ``LayerParameter`` (or ``V1LayerParameter``) with every known field.
+        params: the typed parameters of its type with Caffe's defaults (``bnconvert.layers``):
+            ``UnknownParams`` for a type bnconvert does not read, ``UnreadableParams`` when the
+            parameters are malformed (``problem`` says why).
         blobs: the weights copied from the caffemodel, or None when the caffemodel has no layer
             of this name (or no caffemodel was given).
         extras: fields of Caffe forks that BVLC's schema does not know, e.g.
             ``{"bn_param": {"bn_mode": "INFERENCE"}}`` (see ``fork_params``).
+        problem: why the layer's definition could not be read faithfully (parameters that do
+            not decode, malformed fork fields), else None.
     """
 
     index: int
@@ -53,21 +52,15 @@ class Layer:
     type: str
     bottoms: tuple[str, ...]
     tops: tuple[str, ...]
-    params: Message
+    params: Params
     blobs: tuple[BlobRef, ...] | None
     extras: Mapping[str, Any] = field(default_factory=dict)
+    problem: str | None = None
 
-    def param(self, field: str) -> Message | None:
-        """The ``<field>`` sub-message (e.g. ``"batch_norm_param"``) if the layer sets it."""
-        descriptor = self.params.DESCRIPTOR
-        if field not in descriptor.fields_by_name:
-            return None
-        return getattr(self.params, field) if self.params.HasField(field) else None
-
-    def param_or_default(self, field: str) -> Message | None:
-        """Like ``param`` but an unset known sub-message gives its defaults."""
-        descriptor = self.params.DESCRIPTOR
-        return getattr(self.params, field) if field in descriptor.fields_by_name else None
+    @property
+    def learned(self) -> bool:
+        """True for a layer type that carries trained blobs."""
+        return is_learned(self.type)
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,14 +89,22 @@ class Net:
     unused_weights: tuple[str, ...] = ()
     source: str = "net"
     refused_by_caffe: str | None = None
+    header_problem: str | None = None
 
     def missing_learned_weights(self) -> tuple[str, ...]:
-        """Layers of a learned type (``LEARNED_LAYER_TYPES``) that the caffemodel has no
-        weights for: Caffe keeps them at their initial values. Empty without a prototxt."""
+        """Layers of a learned type that the caffemodel has no weights for: Caffe keeps them
+        at their initial values. Empty without a prototxt."""
         if self.prototxt is None or self.caffemodel is None:
             return ()
-        types = {layer.name: layer.type for layer in self.layers}
-        return tuple(n for n in self.missing_weights if types.get(n) in LEARNED_LAYER_TYPES)
+        learned = {layer.name for layer in self.layers if layer.learned}
+        return tuple(n for n in self.missing_weights if n in learned)
+
+    def definition_problems(self) -> tuple[str, ...]:
+        """Parts of the net definition that could not be read faithfully (a net header or layer
+        parameters that do not decode, malformed fork fields), one line each."""
+        found = [f"net header: {self.header_problem}"] if self.header_problem else []
+        found += [f"layer {x.name!r} ({x.type}): {x.problem}" for x in self.layers if x.problem]
+        return tuple(found)
 
     def describe(self) -> str:
         """The file(s) the net came from, for messages."""
@@ -144,24 +145,28 @@ def net_from_parts(parsed: ParsedPrototxt | None, model: Caffemodel | None,
     """Merge an already parsed prototxt and/or a scanned caffemodel."""
     if parsed is not None:
         definition = parsed.net
-        messages = _test_phase(definition)
+        messages: list[tuple[_LayerMessage, int | None]] = list(_test_phase(definition))
         v1_strings, layer_extras = parsed.v1_type_strings, parsed.layer_extras
         unknown, source = parsed.unknown, parsed.source
     else:
         assert model is not None
         definition = model.header
-        messages = [(layer.definition, None) for layer in model.layers]  # type: ignore[misc]
+        messages = [(cast(_LayerMessage, layer.definition), None) for layer in model.layers]
         v1_strings, unknown, source = {}, (), "caffemodel"
         layer_extras = {}
     weights = model.by_name() if model is not None else {}
+    decode = {} if parsed is not None or model is None else {
+        x.name: x.decode_problem for x in model.layers if x.decode_problem}
     layers = []
     for index, (message, original_index) in enumerate(messages):
         name = message.name
         stored = weights.get(name)
         blobs = stored.blobs if stored is not None and stored.blobs else None
-        layers.append(Layer(index, name, _type_of(message, original_index, v1_strings),
-                            tuple(message.bottom), tuple(message.top), message, blobs,
-                            _extras(message, original_index, layer_extras)))
+        layer_type = _type_of(message, original_index, v1_strings)
+        extras = _extras(message, original_index, layer_extras)
+        params, problem = _typed(layer_type, message, extras)
+        layers.append(Layer(index, name, layer_type, tuple(message.bottom), tuple(message.top),
+                            params, blobs, extras, decode.get(name) or problem))
     missing = tuple(layer.name for layer in layers if layer.blobs is None) if model else ()
     names = {layer.name for layer in layers}
     unused = tuple(n for n, layer in weights.items() if n not in names and layer.blobs)
@@ -170,11 +175,22 @@ def net_from_parts(parsed: ParsedPrototxt | None, model: Caffemodel | None,
         refused = (f"the file mixes {len(definition.layer)} V2 'layer' and "
                    f"{len(definition.layers)} V1 'layers' entries, which Caffe refuses to "
                    "build; only the 'layer' entries were read (rewrite the V1 ones as 'layer')")
+    header_problem = model.header_problem if parsed is None and model is not None else None
     return Net(definition.name, tuple(layers), _header_inputs(definition), prototxt_path,
-               model.path if model else None, unknown, missing, unused, source, refused)
+               model.path if model else None, unknown, missing, unused, source, refused,
+               header_problem)
 
 
-def _extras(message: Message, original_index: int | None,
+def _typed(layer_type: str, message: _LayerMessage,
+           extras: Mapping[str, Any]) -> tuple[Params, str | None]:
+    """The layer's typed parameters, or ``UnreadableParams`` and the problem."""
+    try:
+        return read_params(layer_type, message, extras), None
+    except LayerParamError as exc:
+        return UnreadableParams(type=layer_type, problem=str(exc)), str(exc)
+
+
+def _extras(message: _LayerMessage, original_index: int | None,
             layer_extras: Mapping[int, Mapping[str, list[Any]]]) -> dict[str, Any]:
     if original_index is None:  # a layer definition stored in a caffemodel
         return binary_fork_params(message)
@@ -182,7 +198,8 @@ def _extras(message: Message, original_index: int | None,
     return flatten_extras(text) if text else {}
 
 
-def _type_of(message: Message, original_index: int | None, v1_strings: Mapping[int, str]) -> str:
+def _type_of(message: _LayerMessage, original_index: int | None,
+             v1_strings: Mapping[int, str]) -> str:
     if isinstance(message, caffe_pb2.V1LayerParameter):
         if original_index is not None and original_index in v1_strings:
             return str(v1_strings[original_index])
@@ -190,19 +207,19 @@ def _type_of(message: Message, original_index: int | None, v1_strings: Mapping[i
     return str(message.type)
 
 
-def _test_phase(net: caffe_pb2.NetParameter) -> list[tuple[Message, int]]:
+def _test_phase(net: caffe_pb2.NetParameter) -> list[tuple[_LayerMessage, int]]:
     """Layers Caffe instantiates in TEST phase, with their index in the file's list."""
     state = caffe_pb2.NetState(phase=caffe_pb2.TEST, level=0)
     if net.HasField("state"):
         state.level = net.state.level
         state.stage.extend(net.state.stage)
-    entries = list(net.layer) if len(net.layer) else list(net.layers)
+    entries: list[_LayerMessage] = list(net.layer) if len(net.layer) else list(net.layers)
     return [(m, i) for i, m in enumerate(entries) if _included(m, state)]
 
 
-def _included(layer: Message, state: caffe_pb2.NetState) -> bool:
+def _included(layer: _LayerMessage, state: caffe_pb2.NetState) -> bool:
     """Caffe's ``Net::StateMeetsRule`` logic for one layer."""
-    include, exclude = list(layer.include), list(layer.exclude)  # type: ignore[attr-defined]
+    include, exclude = list(layer.include), list(layer.exclude)
     if include:
         return any(_meets(rule, state) for rule in include)
     return not any(_meets(rule, state) for rule in exclude)

@@ -19,7 +19,9 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
+
+from google.protobuf.descriptor import Descriptor
 
 from .._proto import caffe_pb2
 from ..errors import ParseError
@@ -119,10 +121,12 @@ def parse_prototxt_text(text: str, path: str = "<string>") -> ParsedPrototxt:
         'BatchNorm'
     """
     _decode_text(text, path)
-    parser = TextParser(text, path, caffe_pb2.NetParameter.DESCRIPTOR)
+    parser = TextParser(text, path,
+                        cast(Descriptor, caffe_pb2.NetParameter.DESCRIPTOR))
     parser.run()
     if _looks_like_solver(parser):
-        parser = TextParser(text, path, caffe_pb2.SolverParameter.DESCRIPTOR)
+        parser = TextParser(text, path,
+                            cast(Descriptor, caffe_pb2.SolverParameter.DESCRIPTOR))
         parser.run()
         return _solver_net(parser)
     return _result(parser, parser.root_values, "net")

@@ -12,21 +12,20 @@ Torch7's evaluate-mode formula (THNN ``BatchNormalization_updateOutput``)::
 from __future__ import annotations
 
 import os
-import pickle
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import ParseError
+from ..records import batch_norm_class
+from ..write.registry import FORMATS, LoadedFile, format_for_path, loader_for
 
-__all__ = ["ConvertedFile", "ConvertedBatchNorm", "load_converted", "run_candidate",
-           "format_of", "CandidateError"]
+__all__ = ["ConvertedBatchNorm", "load_converted", "run_candidate", "format_of",
+           "CandidateError"]
 
-_TORCH_MODULES = {"BatchNorm1d": 2, "BatchNorm2d": 4, "BatchNorm3d": 5}
-_EXTENSIONS = {".pt": "pt", ".pth": "pt", ".safetensors": "safetensors", ".t7": "t7"}
+_TORCH_MODULES = frozenset(batch_norm_class(rank) for rank in (2, 4, 5))
 
 
 class CandidateError(Exception):
@@ -60,76 +59,29 @@ class ConvertedBatchNorm:
         return "weight" in self.tensors or "bias" in self.tensors
 
 
-@dataclass(frozen=True, eq=False)
-class ConvertedFile:
-    """What a converted file holds: its format and its BN modules' raw fields, by key."""
-
-    path: str
-    format: str
-    entries: dict[str, dict[str, Any]]
-
-
 def format_of(path: str | os.PathLike[str], manifest: dict[str, Any] | None) -> str:
     """``pt``, ``safetensors`` or ``t7`` from the extension, else from the manifest.
 
     Raises:
         ParseError: neither tells (the message lists the supported extensions).
     """
-    fmt = _EXTENSIONS.get(Path(path).suffix.lower())
-    if fmt is None and manifest is not None:
-        fmt = manifest.get("format") if manifest.get("format") in _EXTENSIONS.values() else None
+    fmt = format_for_path(path)
+    if fmt is None and manifest is not None and manifest.get("format") in FORMATS:
+        fmt = str(manifest["format"])
     if fmt is None:
+        extensions = sorted(e for exts, _ in FORMATS.values() for e in exts)
         raise ParseError(f"{path}: cannot tell the format from the extension; verify reads "
-                         f"{', '.join(sorted(_EXTENSIONS))}")
+                         f"{', '.join(extensions)}")
     return fmt
 
 
-def load_converted(path: str | os.PathLike[str], fmt: str) -> ConvertedFile:
-    """Read the converted file from disk.
-
-    Returns:
-        For state_dict formats, the tensors grouped by key prefix (the part before the last
-        ``.``); for ``.t7`` the batch normalization modules by path.
+def load_converted(path: str | os.PathLike[str], fmt: str) -> LoadedFile:
+    """Read the converted file from disk with its format's loader (``write.registry``).
 
     Raises:
         ParseError: the file cannot be read as ``fmt``.
     """
-    if fmt == "t7":
-        from ..write.t7 import read_t7_batch_norms
-
-        return ConvertedFile(str(path), fmt, read_t7_batch_norms(str(path)))
-    flat = _load_pt(path) if fmt == "pt" else _load_safetensors(path)
-    grouped: dict[str, dict[str, Any]] = {}
-    for name, tensor in flat.items():
-        prefix, _, field = name.rpartition(".")
-        grouped.setdefault(prefix, {})[field] = tensor
-    return ConvertedFile(str(path), fmt, grouped)
-
-
-def _load_pt(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-        raise ParseError(f"{path}: cannot be read by torch.load(weights_only=True): "
-                         f"{' '.join(str(exc).split())[:300]}") from exc
-    if not isinstance(loaded, dict) or not all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items()):
-        raise ParseError(f"{path}: expected a state_dict (a dict of name -> tensor), found "
-                         f"{type(loaded).__name__}")
-    return loaded
-
-
-def _load_safetensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    try:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-    except ImportError:
-        raise ParseError("reading .safetensors needs the optional 'safetensors' package: "
-                         "pip install 'bnconvert[safetensors]'") from None
-    try:
-        return dict(load_file(str(path)))
-    except (SafetensorError, OSError) as exc:
-        raise ParseError(f"{path}: not a readable .safetensors file: {exc}") from exc
+    return loader_for(fmt)(str(path))
 
 
 def run_candidate(bn: ConvertedBatchNorm, x: np.ndarray) -> np.ndarray:

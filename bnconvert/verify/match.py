@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..naming import key_for_layer_name
-from .candidate import ConvertedBatchNorm, ConvertedFile
+from ..records import batch_norm_class
+from ..write.manifest import manifest_entries
+from ..write.registry import LoadedFile
+from .candidate import ConvertedBatchNorm
 from .reference_forks import ReferenceChain
 
 __all__ = ["Match", "match_chain", "key_in_manifest", "unclaimed_keys"]
-
-_CLASS_BY_RANK = {2: "BatchNorm1d", 3: "BatchNorm1d", 4: "BatchNorm2d", 5: "BatchNorm3d"}
-
 
 @dataclass(frozen=True, eq=False)
 class Match:
@@ -40,12 +40,10 @@ class Match:
 
 
 def _manifest_entries(manifest: dict[str, Any] | None) -> list[dict[str, Any]]:
-    if manifest is None:
-        return []
-    return [e for e in manifest.get("batch_norms", []) if isinstance(e, dict)]
+    return manifest_entries(manifest, "batch_norm")
 
 
-def match_chain(caffe: ReferenceChain, index: int, converted: ConvertedFile,
+def match_chain(caffe: ReferenceChain, index: int, converted: LoadedFile,
                 manifest: dict[str, Any] | None, chain_count: int) -> Match:
     """Find ``caffe``'s module in ``converted`` (``index``: the chain's position in the net)."""
     entries = _manifest_entries(manifest)
@@ -74,7 +72,7 @@ def match_chain(caffe: ReferenceChain, index: int, converted: ConvertedFile,
         module = ConvertedBatchNorm(key, "pytorch", str(entry.get("module")), dict(fields),
                                     float(entry["eps"]), "the manifest")
     else:
-        module = ConvertedBatchNorm(key, "pytorch", _CLASS_BY_RANK.get(rank, "BatchNorm2d"),
+        module = ConvertedBatchNorm(key, "pytorch", batch_norm_class(rank),
                                     dict(fields), caffe.module_eps, "the Caffe files")
     return Match(key, module, rank, None, tuple(notes))
 
@@ -94,7 +92,7 @@ def _rank(entry: dict[str, Any] | None, caffe: ReferenceChain) -> int:
     return rank if rank in (2, 3, 4, 5) else 4
 
 
-def _t7_path(key: str, position: int | None, index: int, converted: ConvertedFile,
+def _t7_path(key: str, position: int | None, index: int, converted: LoadedFile,
              manifest: dict[str, Any] | None, chain_count: int) -> tuple[str, str | None]:
     """The module path in a ``.t7``: the key for a table, the 1-based index in a Sequential."""
     if manifest is not None and manifest.get("t7_layout") == "sequential":
@@ -108,7 +106,7 @@ def _t7_path(key: str, position: int | None, index: int, converted: ConvertedFil
     return key, None
 
 
-def unclaimed_keys(converted: ConvertedFile, claimed: set[str]) -> list[str]:
+def unclaimed_keys(converted: LoadedFile, claimed: set[str]) -> list[str]:
     """BN modules of the file that no Caffe BatchNorm accounts for."""
     return sorted(k for k, fields in converted.entries.items()
                   if k not in claimed and fields.get("running_mean") is not None)

@@ -17,17 +17,24 @@ Scale: ``y * gamma[c] (+ beta[c] when bias_term)``; Bias: ``y + b[c]``; channels
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import BlobError, MissingLayerError
-from ..fold.chains import BatchNormChain
+from ..errors import BlobError, MissingLayerError, UnsupportedLayerError
+from ..flavours import flavour_by_id
+from ..layers.learned import ScaleParams
+from ..layers.normalization import BatchNormParams
 from ..read.blob import BlobRef
 from ..read.net import Layer, Net
 
+if TYPE_CHECKING:
+    from ..fold.chains import BatchNormChain
+    from .reference_forks import ReferenceChain
+
 __all__ = ["CaffeChain", "ChainForward", "read_caffe_chain", "caffe_batch_norm",
            "caffe_scale", "caffe_bias", "caffe_chain_forward", "read_scale_bias", "layer_blobs",
-           "blob_vector", "reads_net_input"]
+           "blob_vector", "reads_net_input", "read_reference_chain"]
 
 _F32 = np.float32
 
@@ -196,11 +203,9 @@ def read_caffe_chain(net: Net, chain: BatchNormChain) -> CaffeChain:
     channels = mean_acc.size
     var_acc = blob_vector(net, bn, var_blob, "blob 1 (variance)", channels)
     factor = blob_vector(net, bn, factor_blob, "blob 2 (scale factor)", 1)[0]
-    param = bn.param("batch_norm_param")
-    eps = _F32(param.eps if param is not None else 1e-5)  # type: ignore[attr-defined]
-    global_stats = True
-    if param is not None and param.HasField("use_global_stats"):
-        global_stats = bool(param.use_global_stats)  # type: ignore[attr-defined]
+    params = bn.params if isinstance(bn.params, BatchNormParams) else BatchNormParams()
+    eps = _F32(params.eps)
+    global_stats = params.use_global_stats is not False
     gamma, beta, bias = read_scale_bias(net, chain, channels)
     names = tuple(layer.name for layer in chain.layers())
     storage = frozenset(blob.source for layer in chain.layers() for blob in layer.blobs or ())
@@ -213,8 +218,8 @@ def read_scale_bias(net: Net, chain: BatchNormChain, channels: int
     """The chain's Scale ``gamma``, ``beta`` and Bias ``b`` blobs (None where absent)."""
     gamma = beta = bias = None
     if chain.scale is not None:
-        scale_param = chain.scale.param("scale_param")
-        with_beta = bool(scale_param is not None and scale_param.bias_term)  # type: ignore[attr-defined]
+        params = chain.scale.params
+        with_beta = isinstance(params, ScaleParams) and params.bias_term
         blobs = layer_blobs(net, chain.scale, 2 if with_beta else 1,
                             "gamma, beta" if with_beta else "gamma")
         gamma = blob_vector(net, chain.scale, blobs[0], "blob 0 (gamma)", channels)
@@ -270,3 +275,29 @@ def reads_net_input(net: Net, bn: Layer) -> bool:
         return False
     source = writer.get(first_input)
     return source is None or source.type == "Input"
+
+
+def read_reference_chain(net: Net, chain: BatchNormChain) -> ReferenceChain:
+    """The raw parameters of ``chain`` as its own implementation (BVLC or a fork) loads them
+    (each flavour's ``read_reference``).
+
+    Raises:
+        UnsupportedLayerError: no reference for the chain's flavour (e.g. unrecognized blobs).
+        MissingLayerError, BlobError: missing weights, wrong blob count or shapes.
+    """
+    flavour = flavour_by_id(chain.flavour)
+    try:
+        return flavour.read_reference(net, chain) if flavour is not None else _no_reference(
+            chain)
+    except NotImplementedError:
+        return _no_reference(chain)
+
+
+def _no_reference(chain: BatchNormChain) -> ReferenceChain:
+    from ..flavours import FLAVOURS, Flavour
+
+    readable = sorted(f.id for f in FLAVOURS.values()
+                      if type(f).read_reference is not Flavour.read_reference)
+    raise UnsupportedLayerError(
+        f"the reference implements {', '.join(readable)}; layer {chain.batch_norm.name!r} "
+        f"({chain.batch_norm.type}) is of flavour {chain.flavour!r}")

@@ -21,22 +21,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import BlobError
-from .reference import CaffeChain, ChainForward, caffe_chain_forward
+from .reference import CaffeChain, ChainForward, caffe_chain_forward, reads_net_input
+
+if TYPE_CHECKING:
+    from ..fold.chains import BatchNormChain
+    from ..read.net import Net
 
 __all__ = ["ForkChain", "ReferenceChain", "reference_forward", "with_recorded_eps",
-           "batch_statistics_reason", "SEGNET_EPS", "SEGNET_MODULE_EPS", "NVIDIA_MIN_EPS"]
+           "batch_statistics_reason", "common_fields"]
 
 _F32 = np.float32
-SEGNET_EPS = _F32(1e-9)  # bn_layer.cpp: var_eps_ = 1e-9, hard-coded
-#: SegNet INFERENCE has no eps; a converted module runs with bnconvert's 1e-5 (running_var is
-#: written so that var + eps is exactly 1) unless the manifest or the .t7 says otherwise.
-SEGNET_MODULE_EPS = 1e-5
-NVIDIA_MIN_EPS = _F32(1e-5)  # batch_norm_layer.cpp: eps_ = max(eps, 0.00001f)
-CUDNN_MIN_EPS = _F32(1e-5)   # CUDNN_BN_MIN_EPSILON, yjxiong's cuDNN builds
+
+
+def common_fields(net: Net, chain: BatchNormChain, flavour: str) -> dict[str, Any]:
+    """The ``ForkChain`` fields every fork reading fills the same way."""
+    layers = chain.layers()
+    return {"layers": tuple(x.name for x in layers), "flavour": flavour,
+            "rank": chain.rank, "reads_net_input": reads_net_input(net, chain.batch_norm),
+            "blob_storage": frozenset(b.source for x in layers for b in x.blobs or ())}
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,7 +93,9 @@ class ForkChain:
     @property
     def module_eps(self) -> float:
         """The eps a converted module runs with when nothing in the file records one."""
-        return SEGNET_MODULE_EPS if self.eps is None else float(self.eps)
+        from ..flavours.segnet import MODULE_EPS
+
+        return MODULE_EPS if self.eps is None else float(self.eps)
 
 
 ReferenceChain = CaffeChain | ForkChain
@@ -169,7 +178,9 @@ def with_recorded_eps(chain: ReferenceChain, recorded: float) -> tuple[Reference
     so. Any other eps is judged against the fork's own (the CPU code's, unclamped)."""
     if not isinstance(chain, ForkChain) or chain.flavour != "yjxiong" or chain.eps is None:
         return chain, None
-    clamped = max(chain.eps, CUDNN_MIN_EPS)
+    from ..flavours.yjxiong import CUDNN_MIN_EPS
+
+    clamped = max(chain.eps, _F32(CUDNN_MIN_EPS))
     if clamped == chain.eps or _F32(recorded) != clamped:
         return chain, None
     return replace(chain, eps=clamped), (

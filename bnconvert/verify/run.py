@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import BlobError, ParseError, UnsupportedLayerError
 from ..fold.chains import pair_batch_norm_chains
 from ..read.net import load_net
-from ..write.manifest import manifest_path_for, read_manifest
+from ..write.manifest import manifest_entries, manifest_path_for, read_manifest
 from .candidate import (
     CandidateError,
     ConvertedBatchNorm,
@@ -25,8 +25,7 @@ from .compare import DEFAULT_ATOL, DEFAULT_RTOL, Measurement, measure
 from .external import REFERENCES, ExternalReference, Unsupported, external_reference
 from .inputs import random_input
 from .match import Match, key_in_manifest, match_chain, unclaimed_keys
-from .read_forks import read_reference_chain
-from .reference import CaffeChain, ChainForward
+from .reference import CaffeChain, ChainForward, read_reference_chain
 from .reference_forks import (
     ForkChain,
     ReferenceChain,
@@ -120,16 +119,17 @@ def _manifest(converted: PathLike,
         data = read_manifest(path)
     except (OSError, ValueError) as exc:
         raise ParseError(f"{path}: cannot read the manifest: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("batch_norms"), list):
-        raise ParseError(f"{path}: not a bnconvert manifest (no 'batch_norms' list)")
+    if not isinstance(data, dict) or not (isinstance(data.get("layers"), list)
+                                          or isinstance(data.get("batch_norms"), list)):
+        raise ParseError(f"{path}: not a bnconvert manifest (no 'layers' list)")
     return path, data
 
 
 def _flavour_note(row: ChainResult, manifest: dict[str, Any] | None) -> ChainResult:
     """Say so when the manifest records another flavour than the one checked (a file
     converted with ``--flavor``): the reference follows the Caffe files, not the manifest."""
-    entry = next((e for e in (manifest or {}).get("batch_norms", []) if isinstance(e, dict)
-                  and (e.get("caffe_layers") or {}).get("batch_norm") == row.layers[0]), None)
+    entry = next((e for e in manifest_entries(manifest, "batch_norm")
+                  if (e.get("caffe_layers") or {}).get("batch_norm") == row.layers[0]), None)
     recorded = entry.get("flavour") if entry is not None else None
     if not isinstance(recorded, str) or recorded == row.flavour:
         return row

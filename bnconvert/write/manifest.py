@@ -1,6 +1,6 @@
-"""The JSON manifest written beside every output: per BN, what is needed to build the modules
-(class, channels, eps, affine) and where each value came from in Caffe — without re-reading
-the prototxt. ``verify`` reads it back."""
+"""The JSON manifest written beside every output: per converted layer its key, its kind and
+what is needed to build its module (class, channels, eps, affine for a BatchNorm), and where each
+value came from in Caffe — without re-reading the prototxt. ``verify`` reads it back."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
-from ..records import FoldedBatchNorm
+from .._version import __version__
+from ..records import ConvertedLayer
 from .registry import WriteOptions
 
-__all__ = ["manifest_path_for", "manifest_dict", "manifest_bytes", "read_manifest"]
+__all__ = ["manifest_path_for", "manifest_dict", "manifest_bytes", "read_manifest",
+           "manifest_entries", "MANIFEST_VERSION"]
 
 MANIFEST_SUFFIX = ".json"
+MANIFEST_VERSION = 2  # 1 (bnconvert 0.1): a "batch_norms" list; 2: "layers" with a "kind" each
 
 
 def manifest_path_for(output: str | Path) -> Path:
@@ -23,29 +25,12 @@ def manifest_path_for(output: str | Path) -> Path:
     return Path(str(output) + MANIFEST_SUFFIX)
 
 
-def _entry(record: FoldedBatchNorm, prefix: str) -> dict[str, Any]:
-    return {
-        "key": prefix + record.key,
-        "module": record.torch_class,
-        "caffe_layers": {"batch_norm": record.layers.batch_norm, "scale": record.layers.scale,
-                         "bias": record.layers.bias,
-                         "batch_norm_type": record.layers.batch_norm_type},
-        "channels": record.channels,
-        "rank": record.rank,
-        "eps": record.eps,
-        "scale_factor": record.scale_factor,
-        "affine": record.affine,
-        "use_global_stats": record.use_global_stats,
-        "flavour": record.flavour,
-        "warnings": list(record.warnings),
-    }
-
-
-def manifest_dict(records: Sequence[FoldedBatchNorm], fmt: str, output: str | Path,
+def manifest_dict(records: Sequence[ConvertedLayer], fmt: str, output: str | Path,
                   options: WriteOptions, sources: dict[str, str | None]) -> dict[str, Any]:
     """The manifest as a JSON-ready dict."""
     return {
         "bnconvert": __version__,
+        "manifest_version": MANIFEST_VERSION,
         "format": fmt,
         "file": Path(output).name,
         "sources": sources,
@@ -54,8 +39,19 @@ def manifest_dict(records: Sequence[FoldedBatchNorm], fmt: str, output: str | Pa
         "t7_layout": options.t7_layout if fmt == "t7" else None,
         "key_rule": "Caffe layer name kept if a Python identifier without '__'; otherwise every "
                     "character outside [A-Za-z0-9] becomes '__<utf-8 hex>__' (bnconvert.naming)",
-        "batch_norms": [_entry(record, options.prefix) for record in records],
+        "layers": [{"key": options.key(record), "kind": record.kind, **record.describe()}
+                   for record in records],
     }
+
+
+def manifest_entries(manifest: dict[str, Any] | None, kind: str) -> list[dict[str, Any]]:
+    """The manifest's entries of one kind (``"batch_norm"``), from either manifest version."""
+    if manifest is None:
+        return []
+    if isinstance(manifest.get("layers"), list):
+        return [e for e in manifest["layers"] if isinstance(e, dict) and e.get("kind") == kind]
+    legacy = manifest.get("batch_norms") if kind == "batch_norm" else None
+    return [e for e in legacy if isinstance(e, dict)] if isinstance(legacy, list) else []
 
 
 def manifest_bytes(manifest: dict[str, Any]) -> bytes:

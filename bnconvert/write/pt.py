@@ -1,34 +1,60 @@
-"""PyTorch state_dict output (``.pt``/``.pth``), loadable with ``torch.load(weights_only=True)``."""
+"""PyTorch state_dict files (``.pt``/``.pth``): written with ``torch.save``, read back with
+``torch.load(weights_only=True)``."""
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 from typing import BinaryIO
 
 import numpy as np
 import torch
 
-from ..records import FoldedBatchNorm
-from .registry import WriteOptions, registers
-from .state_dict import state_dict_arrays
+from ..errors import ParseError
+from ..records import ConvertedLayer
+from .registry import LoadedFile, WriteOptions, loads, registers
+from .state_dict import group_by_key, state_dict_arrays
 
-__all__ = ["write_pt", "to_state_dict"]
+__all__ = ["write_pt", "load_pt", "to_state_dict", "read_state_dict"]
 
 
-def to_state_dict(records: Sequence[FoldedBatchNorm], prefix: str = "",
-                  dtype: str = "float32") -> dict[str, torch.Tensor]:
+def to_state_dict(records: Sequence[ConvertedLayer],
+                  options: WriteOptions = WriteOptions()) -> dict[str, torch.Tensor]:
     """The records as a PyTorch state_dict of tensors (each owns its memory).
 
     Example:
         >>> sd = to_state_dict(records)  # doctest: +SKIP
-        >>> torch.nn.BatchNorm2d(64, eps=records[0].eps).load_state_dict(  # doctest: +SKIP
-        ...     {k.split(".", 1)[1]: v for k, v in sd.items() if k.startswith("bn_conv1.")})
     """
     return {key: torch.from_numpy(np.array(value, copy=True, order="C"))
-            for key, value in state_dict_arrays(records, prefix, dtype).items()}
+            for key, value in state_dict_arrays(records, options).items()}
 
 
-@registers("pt", (".pt", ".pth"))
-def write_pt(records: Sequence[FoldedBatchNorm], stream: BinaryIO, options: WriteOptions) -> None:
+@registers("pt")
+def write_pt(records: Sequence[ConvertedLayer], stream: BinaryIO, options: WriteOptions) -> None:
     """Serialize the records' state_dict with ``torch.save``."""
-    torch.save(to_state_dict(records, options.prefix, options.dtype), stream)
+    torch.save(to_state_dict(records, options), stream)
+
+
+def read_state_dict(path: str) -> dict[str, torch.Tensor]:
+    """A ``.pt`` file as a flat state_dict.
+
+    Raises:
+        ParseError: ``torch.load(weights_only=True)`` fails, or the file is not a dict of
+            name -> tensor.
+    """
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        raise ParseError(f"{path}: cannot be read by torch.load(weights_only=True): "
+                         f"{' '.join(str(exc).split())[:300]}") from exc
+    if not isinstance(loaded, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items()):
+        raise ParseError(f"{path}: expected a state_dict (a dict of name -> tensor), found "
+                         f"{type(loaded).__name__}")
+    return loaded
+
+
+@loads("pt")
+def load_pt(path: str) -> LoadedFile:
+    """A ``.pt`` file's tensors grouped by key."""
+    return LoadedFile(path, "pt", group_by_key(read_state_dict(path)))

@@ -1,22 +1,26 @@
-"""Writers registered by format name and file extension.
+"""Output formats: one table of format name -> file extensions and the module that implements
+it; each module registers its writer and its loader (the reading back ``verify`` uses).
 
-A writer is ``fn(records, stream, options) -> None``: it serializes the records to a binary
+A writer is ``fn(records, stream, options) -> None``: it serializes converted layers to a binary
 stream. It never opens files itself (``atomic.write_atomically`` does), so a failing writer
-leaves nothing at the output path.
+leaves nothing at the output path. A loader is ``fn(path) -> LoadedFile``.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from ..errors import OutputError
-from ..records import FoldedBatchNorm
+from ..naming import CaffeNames, NamingPolicy
+from ..records import ConvertedLayer
 
-__all__ = ["WriteOptions", "Writer", "registers", "writer_for", "supported_formats"]
+__all__ = ["WriteOptions", "Writer", "Loader", "LoadedFile", "FORMATS", "registers", "loads",
+           "writer_for", "loader_for", "format_for_path", "supported_formats"]
 
 
 @dataclass(frozen=True)
@@ -26,34 +30,62 @@ class WriteOptions:
     Attributes:
         dtype: ``"float32"`` or ``"float64"``.
         prefix: prepended to every key (``prefix + key + ".weight"``).
-        t7_layout: ``"table"`` (a table keyed by BN key) or ``"sequential"`` (Torch7 only).
+        t7_layout: ``"table"`` (a table keyed by key) or ``"sequential"`` (Torch7 only).
+        naming: the policy that gives each converted layer its key (Caffe names by default).
     """
 
     dtype: str = "float32"
     prefix: str = ""
     t7_layout: str = "table"
+    naming: NamingPolicy = field(default_factory=CaffeNames)
+
+    def key(self, record: ConvertedLayer) -> str:
+        """The record's full key: ``prefix`` + the naming policy's key."""
+        return self.prefix + self.naming.key(record)
 
 
-Writer = Callable[[Sequence[FoldedBatchNorm], BinaryIO, WriteOptions], None]
+@dataclass(frozen=True, eq=False)
+class LoadedFile:
+    """A converted file read back: its tensors grouped by key (state_dict formats: the part
+    before the last ``.``; Torch7: the module path) with the raw fields of each."""
 
+    path: str
+    format: str
+    entries: dict[str, dict[str, Any]]
+
+
+Writer = Callable[[Sequence[ConvertedLayer], BinaryIO, WriteOptions], None]
+Loader = Callable[[str], LoadedFile]
+
+#: format name -> (file extensions, the module that registers its writer and loader)
+FORMATS: dict[str, tuple[tuple[str, ...], str]] = {
+    "pt": ((".pt", ".pth"), "bnconvert.write.pt"),
+    "safetensors": ((".safetensors",), "bnconvert.write.safetensors_writer"),
+    "t7": ((".t7",), "bnconvert.write.t7"),
+}
 _WRITERS: dict[str, Writer] = {}
-_EXTENSIONS: dict[str, str] = {}
-# Format name -> module that registers it; imported lazily so that e.g. `inspect` never
-# imports torch.
-_MODULES = {"pt": "bnconvert.write.pt", "safetensors": "bnconvert.write.safetensors_writer",
-            "t7": "bnconvert.write.t7"}
-_MODULE_EXTENSIONS = {".pt": "pt", ".pth": "pt", ".safetensors": "safetensors", ".t7": "t7"}
+_LOADERS: dict[str, Loader] = {}
 
 
-def registers(fmt: str, extensions: tuple[str, ...]) -> Callable[[Writer], Writer]:
-    """Register ``fn`` as the writer of ``fmt`` for the given file extensions."""
+def registers(fmt: str) -> Callable[[Writer], Writer]:
+    """Register ``fn`` as the writer of ``fmt`` (a format of ``FORMATS``)."""
 
     def decorate(fn: Writer) -> Writer:
-        if fmt in _WRITERS:
-            raise RuntimeError(f"format {fmt!r} is registered twice")
+        if fmt in _WRITERS or fmt not in FORMATS:
+            raise RuntimeError(f"writer of format {fmt!r} registered twice or not in FORMATS")
         _WRITERS[fmt] = fn
-        for ext in extensions:
-            _EXTENSIONS[ext] = fmt
+        return fn
+
+    return decorate
+
+
+def loads(fmt: str) -> Callable[[Loader], Loader]:
+    """Register ``fn`` as the loader of ``fmt`` (a format of ``FORMATS``)."""
+
+    def decorate(fn: Loader) -> Loader:
+        if fmt in _LOADERS or fmt not in FORMATS:
+            raise RuntimeError(f"loader of format {fmt!r} registered twice or not in FORMATS")
+        _LOADERS[fmt] = fn
         return fn
 
     return decorate
@@ -61,7 +93,20 @@ def registers(fmt: str, extensions: tuple[str, ...]) -> Callable[[Writer], Write
 
 def supported_formats() -> list[str]:
     """The format names ``--format`` accepts."""
-    return sorted(_MODULES)
+    return sorted(FORMATS)
+
+
+def format_for_path(path: str | os.PathLike[str]) -> str | None:
+    """The format an output file's extension names, or None."""
+    ext = Path(path).suffix.lower()
+    return next((fmt for fmt, (extensions, _) in FORMATS.items() if ext in extensions), None)
+
+
+def _implementation(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise OutputError(
+            f"unknown output format {fmt!r}; supported: {', '.join(supported_formats())}")
+    importlib.import_module(FORMATS[fmt][1])
 
 
 def writer_for(path: str | Path, fmt: str | None = None) -> tuple[str, Writer]:
@@ -71,18 +116,18 @@ def writer_for(path: str | Path, fmt: str | None = None) -> tuple[str, Writer]:
         OutputError: the format or extension is unknown (the message lists the supported ones).
     """
     if fmt is None:
-        ext = Path(path).suffix.lower()
-        fmt = _MODULE_EXTENSIONS.get(ext)
+        fmt = format_for_path(path)
         if fmt is None:
+            extensions = sorted(e for exts, _ in FORMATS.values() for e in exts)
+            ext = Path(path).suffix.lower()
             raise OutputError(
                 f"{path}: cannot tell the output format from the extension {ext or '(none)'!r}; "
-                f"use one of {', '.join(sorted(_MODULE_EXTENSIONS))} or --format "
-                f"{'|'.join(supported_formats())}"
-            )
-    if fmt not in _MODULES:
-        raise OutputError(
-            f"unknown output format {fmt!r}; supported: {', '.join(supported_formats())}"
-        )
-    if fmt not in _WRITERS:
-        importlib.import_module(_MODULES[fmt])
+                f"use one of {', '.join(extensions)} or --format {'|'.join(supported_formats())}")
+    _implementation(fmt)
     return fmt, _WRITERS[fmt]
+
+
+def loader_for(fmt: str) -> Loader:
+    """The loader of a format (imports its module)."""
+    _implementation(fmt)
+    return _LOADERS[fmt]

@@ -1,30 +1,46 @@
-"""The state_dict layout shared by the ``.pt`` and ``.safetensors`` writers (no torch import)."""
+"""The state_dict layout shared by the ``.pt`` and ``.safetensors`` writers (no torch import),
+and the grouping of a flat state_dict by key that their loaders share."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..records import FoldedBatchNorm
+from ..errors import OutputError
+from ..records import ConvertedLayer
+from .registry import WriteOptions
 
-__all__ = ["state_dict_arrays"]
+__all__ = ["state_dict_arrays", "group_by_key"]
 
 
-def state_dict_arrays(records: Sequence[FoldedBatchNorm], prefix: str = "",
-                      dtype: str = "float32") -> dict[str, np.ndarray]:
-    """The state_dict as numpy arrays, keys in ``nn.BatchNorm*d`` order.
+def state_dict_arrays(records: Sequence[ConvertedLayer],
+                      options: WriteOptions = WriteOptions()) -> dict[str, np.ndarray]:
+    """The state_dict as numpy arrays: ``<key>.<tensor>`` for every record's tensors, floats
+    in ``options.dtype`` (integer buffers such as ``num_batches_tracked`` keep their type).
 
-    Per record: ``weight``, ``bias`` (affine only), ``running_mean``, ``running_var``,
-    ``num_batches_tracked`` (int64 scalar 0: Caffe keeps no such count).
+    Raises:
+        OutputError: two records get the same key.
     """
     out: dict[str, np.ndarray] = {}
+    owner: dict[str, str] = {}
     for record in records:
-        base = f"{prefix}{record.key}."
-        if record.weight is not None and record.bias is not None:
-            out[base + "weight"] = np.array(record.weight, dtype=dtype)
-            out[base + "bias"] = np.array(record.bias, dtype=dtype)
-        out[base + "running_mean"] = np.array(record.running_mean, dtype=dtype)
-        out[base + "running_var"] = np.array(record.running_var, dtype=dtype)
-        out[base + "num_batches_tracked"] = np.array(0, dtype=np.int64)
+        key = options.key(record)
+        if key in owner:
+            raise OutputError(f"layers {owner[key]!r} and {record.name!r} both get the key "
+                              f"{key!r}")
+        owner[key] = record.name
+        for name, value in record.tensors().items():
+            dtype = options.dtype if value.dtype.kind == "f" else value.dtype
+            out[f"{key}.{name}"] = np.array(value, dtype=dtype)
     return out
+
+
+def group_by_key(flat: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{"a.b.weight": t}`` -> ``{"a.b": {"weight": t}}`` (split at the last ``.``)."""
+    grouped: dict[str, dict[str, Any]] = {}
+    for name, tensor in flat.items():
+        prefix, _, field = name.rpartition(".")
+        grouped.setdefault(prefix, {})[field] = tensor
+    return grouped

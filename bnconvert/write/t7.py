@@ -20,11 +20,11 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import OutputError, ParseError
-from ..records import FoldedBatchNorm
+from ..records import ConvertedLayer, FoldedBatchNorm
 from ..t7 import T7Object, T7Table, T7Tensor, dumps_t7, load_t7
-from .registry import WriteOptions, registers
+from .registry import LoadedFile, WriteOptions, loads, registers
 
-__all__ = ["batch_norm_module", "read_t7_batch_norms", "write_t7"]
+__all__ = ["batch_norm_module", "read_t7_batch_norms", "load_t7_file", "write_t7"]
 
 _MODULE_BY_RANK = {
     2: ("nn.BatchNormalization", 2),
@@ -41,8 +41,9 @@ _BATCH_NORM_CLASSES = frozenset(
     for package in ("nn", "cudnn") for kind in ("", "Spatial", "Volumetric"))
 
 
-@registers("t7", (".t7",))
-def write_t7(records: Sequence[FoldedBatchNorm], stream: BinaryIO, options: WriteOptions) -> None:
+@registers("t7")
+def write_t7(records: Sequence[ConvertedLayer], stream: BinaryIO,
+             options: WriteOptions) -> None:
     """Write the records as Torch7 ``nn`` batch normalization modules (binary ``torch.save``).
 
     Args:
@@ -64,9 +65,10 @@ def write_t7(records: Sequence[FoldedBatchNorm], stream: BinaryIO, options: Writ
     if tensor_class is None:
         raise OutputError(f"Torch7 output: unknown dtype {options.dtype!r}; use "
                           f"{' or '.join(sorted(_TENSOR_CLASS))}")
-    modules = [batch_norm_module(record, tensor_class) for record in records]
+    batch_norms = _batch_norms_only(records)
+    modules = [batch_norm_module(record, tensor_class) for record in batch_norms]
     if options.t7_layout == "table":
-        top: Any = _keyed_table(records, modules, options.prefix)
+        top: Any = _keyed_table(batch_norms, modules, options)
     elif options.t7_layout == "sequential":
         top = _sequential(modules, tensor_class)
     else:
@@ -90,7 +92,7 @@ def batch_norm_module(record: FoldedBatchNorm, tensor_class: str) -> T7Object:
         OutputError: the rank is not 2..5 (or None), or an array is not of shape (channels,).
     """
     if record.rank not in _MODULE_BY_RANK:
-        raise OutputError(f"{record.key}: Torch7 has no batch normalization module for a "
+        raise OutputError(f"{record.name}: Torch7 has no batch normalization module for a "
                           f"rank-{record.rank} input; expected rank 2, 3, 4 or 5")
     class_name, version = _MODULE_BY_RANK[record.rank]
     fields = T7Table(_type=tensor_class, affine=record.affine, eps=float(record.eps),
@@ -110,7 +112,7 @@ def batch_norm_module(record: FoldedBatchNorm, tensor_class: str) -> T7Object:
 def _vector(record: FoldedBatchNorm, name: str, tensor_class: str) -> T7Tensor:
     values = getattr(record, name)
     if values is None or np.shape(values) != (record.channels,):
-        raise OutputError(f"{record.key}: {name} must have shape ({record.channels},), found "
+        raise OutputError(f"{record.name}: {name} must have shape ({record.channels},), found "
                           f"{None if values is None else np.shape(values)}")
     dtype = np.float64 if tensor_class == "torch.DoubleTensor" else np.float32
     return T7Tensor.from_array(np.asarray(values, dtype=dtype), tensor_class)
@@ -121,11 +123,20 @@ def _zeros(channels: int, tensor_class: str) -> T7Tensor:
     return T7Tensor.from_array(np.zeros(channels, dtype=dtype), tensor_class)
 
 
+def _batch_norms_only(records: Sequence[ConvertedLayer]) -> list[FoldedBatchNorm]:
+    """Torch7 output holds batch normalizations; any other kind is refused, by name."""
+    others = [f"{r.name!r} ({r.kind})" for r in records if not isinstance(r, FoldedBatchNorm)]
+    if others:
+        raise OutputError(f"Torch7 output holds batch normalization modules only; not: "
+                          f"{', '.join(others)}")
+    return [r for r in records if isinstance(r, FoldedBatchNorm)]
+
+
 def _keyed_table(records: Sequence[FoldedBatchNorm], modules: list[T7Object],
-                 prefix: str) -> T7Table:
+                 options: WriteOptions) -> T7Table:
     table = T7Table()
     for record, module in zip(records, modules, strict=True):
-        key = prefix + record.key
+        key = options.key(record)
         if key in table:
             raise OutputError(f"Torch7 output: two batch normalizations have the key {key!r}")
         table[key] = module
@@ -168,6 +179,12 @@ def read_t7_batch_norms(path: str | Path) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     _collect(load_t7(path), "", found, str(path))
     return found
+
+
+@loads("t7")
+def load_t7_file(path: str) -> LoadedFile:
+    """A ``.t7`` file's batch normalization modules by path (``read_t7_batch_norms``)."""
+    return LoadedFile(path, "t7", read_t7_batch_norms(path))
 
 
 def _collect(value: Any, where: str, found: dict[str, dict[str, Any]], path: str) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..layers.learned import InnerProductParams
+from ..layers.structure import DummyDataParams, FlattenParams, InputParams, ReshapeParams
 from ..read.net import Layer, Net
 from ..registry import Registry
 
@@ -20,22 +22,13 @@ def _tops(layer: Layer, rank: int | None) -> list[int | None]:
     return [rank] * len(layer.tops)
 
 
-@_rule("Input")
-def _input(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
-    shapes = list(layer.params.input_param.shape)  # type: ignore[attr-defined]
+@_rule("Input", "DummyData")
+def _declared(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
+    assert isinstance(layer.params, InputParams | DummyDataParams)
+    shapes = layer.params.shape
     if not shapes:
-        return _tops(layer, None)
-    ranks: list[int | None] = [len(shapes[min(i, len(shapes) - 1)].dim)
-                               for i in range(len(layer.tops))]
-    return ranks
-
-
-@_rule("DummyData")
-def _dummy(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
-    shapes = list(layer.params.dummy_data_param.shape)  # type: ignore[attr-defined]
-    if not shapes:
-        return _tops(layer, 4)
-    ranks: list[int | None] = [len(shapes[min(i, len(shapes) - 1)].dim)
+        return _tops(layer, None if layer.type == "Input" else 4)
+    ranks: list[int | None] = [len(shapes[min(i, len(shapes) - 1)])
                                for i in range(len(layer.tops))]
     return ranks
 
@@ -59,7 +52,8 @@ def _convolution(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
 
 @_rule("InnerProduct")
 def _inner_product(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
-    axis = layer.params.inner_product_param.axis  # type: ignore[attr-defined]
+    assert isinstance(layer.params, InnerProductParams)
+    axis = layer.params.axis
     rank = bottoms[0] if bottoms else None
     if axis < 0:
         return _tops(layer, None if rank is None else rank + axis + 1)
@@ -68,7 +62,8 @@ def _inner_product(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
 
 @_rule("Flatten")
 def _flatten(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
-    param = layer.params.flatten_param  # type: ignore[attr-defined]
+    param = layer.params
+    assert isinstance(param, FlattenParams)
     rank = bottoms[0] if bottoms else None
     if rank is None:
         return _tops(layer, 2 if param.axis == 1 and param.end_axis == -1 else None)
@@ -79,14 +74,15 @@ def _flatten(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
 
 @_rule("Reshape")
 def _reshape(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
-    param = layer.params.reshape_param  # type: ignore[attr-defined]
+    param = layer.params
+    assert isinstance(param, ReshapeParams)
     rank = bottoms[0] if bottoms else None
     if param.axis == 0 and param.num_axes == -1:
-        return _tops(layer, len(param.shape.dim))
+        return _tops(layer, len(param.shape))
     if rank is None:
         return _tops(layer, None)
     replaced = rank - (param.axis % rank) if param.num_axes == -1 else param.num_axes
-    return _tops(layer, rank - replaced + len(param.shape.dim))
+    return _tops(layer, rank - replaced + len(param.shape))
 
 
 def _same(layer: Layer, bottoms: list[int | None]) -> list[int | None]:

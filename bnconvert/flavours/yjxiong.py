@@ -1,0 +1,77 @@
+"""PSPNet/ICNet/TSN's ``BN`` layer (yjxiong/caffe, hszhao/PSPNet ``bn_layer.cpp``): blobs slope,
+bias, moving mean, moving variance; ``bn_param { slope_filler bias_filler momentum eps frozen
+engine }``. TEST: ``y = slope·(x − mean)·(var + eps)^−½ + bias`` with eps from ``bn_param``
+(default 1e-5) as float32; the fork's cuDNN builds raise eps to 1e-5 (``--clamp-eps``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..layers.base import float32
+from ..read.net import Layer
+from .base import Flavour, flavour
+from .segnet import SEGNET_KEYS, bn_params
+
+if TYPE_CHECKING:
+    from ..fold.chains import BatchNormChain
+    from ..fold.options import FoldOptions
+    from ..read.net import Net
+    from ..records import FoldedBatchNorm
+    from ..verify.reference_forks import ForkChain
+
+__all__ = ["YjXiong", "YJXIONG_KEYS", "CUDNN_MIN_EPS"]
+
+YJXIONG_KEYS = frozenset({"slope_filler", "bias_filler", "frozen", "momentum", "eps", "engine"})
+CUDNN_MIN_EPS = float32(1e-5)  # CUDNN_BN_MIN_EPSILON, the fork's cuDNN builds
+
+
+@flavour
+class YjXiong(Flavour):
+    """PSPNet/yjxiong BN: 4 blobs, or PSPNet's ``bn_param`` fields without blobs."""
+
+    id = "yjxiong"
+    title = "PSPNet/yjxiong BN"
+    layer_type = "BN"
+
+    def claims(self, layer: Layer) -> bool:
+        keys = bn_params(layer).fields
+        if layer.blobs is not None:
+            return len(layer.blobs) == 4 and not keys & SEGNET_KEYS
+        return bool(keys & YJXIONG_KEYS) and not keys & SEGNET_KEYS
+
+    def fused_affine(self, layer: Layer) -> bool:
+        return True
+
+    def eps(self, layer: Layer) -> float:
+        eps = bn_params(layer).eps
+        return float32(1e-5) if eps is None else eps
+
+    def fold(self, net: Net, chain: BatchNormChain, options: FoldOptions) -> FoldedBatchNorm:
+        """Stored statistics and slope/bias as they are; eps from ``bn_param``."""
+        from ..fold import batch_norm as fb
+
+        bn = chain.batch_norm
+        blobs = fb.expect_blobs(net, bn, 4, "slope, bias, moving mean, moving variance")
+        slope = fb.per_channel(net, bn, blobs[0], "slope (blob 0)", None)
+        bias = fb.per_channel(net, bn, blobs[1], "bias (blob 1)", slope.size)
+        stats = fb.stored_statistics(net, chain, options, self, blobs[2], blobs[3], slope.size,
+                                     names=("mean (blob 2)", "variance (blob 3)"))
+        return fb.make_record(chain, stats, slope, bias, self)
+
+    def read_reference(self, net: Net, chain: BatchNormChain) -> ForkChain:
+        """Blobs slope, bias, moving mean, moving variance; eps from ``bn_param``, not clamped."""
+        import numpy as np
+
+        from ..verify.reference import blob_vector, layer_blobs
+        from ..verify.reference_forks import ForkChain, common_fields
+
+        bn = chain.batch_norm
+        blobs = layer_blobs(net, bn, 4, "slope, bias, moving mean, moving variance")
+        slope = blob_vector(net, bn, blobs[0], "blob 0 (slope)", None)
+        bias, mean, var = (blob_vector(net, bn, blob, what, slope.size) for blob, what in zip(
+            blobs[1:], ("blob 1 (bias)", "blob 2 (moving mean)", "blob 3 (moving variance)"),
+            strict=True))
+        return ForkChain(formula="inv-std", mean=mean, var=var, eps=np.float32(self.eps(bn)),
+                         gamma=slope, beta=bias, bias=None, use_global_stats=True,
+                         **common_fields(net, chain, self.id))
