@@ -108,6 +108,8 @@ class PReLU(nn.Module):
 
 def _trailing(ndim: int, axis: int, blob_ndim: int) -> tuple[EllipsisType | None, ...]:
     """Index appending the broadcast axes after ``axis + blob_ndim`` of an ``ndim`` bottom."""
+    if blob_ndim == 0:
+        return (Ellipsis,)
     start = axis + ndim if axis < 0 else axis
     if not 0 <= start <= ndim - blob_ndim:
         raise ValueError(f"a {blob_ndim}-axis blob at axis {axis} does not fit a "
@@ -145,7 +147,7 @@ class ScaleBy(nn.Module):
     def __init__(self, axis: int = 1, ndim: int = 4, factor_ndim: int = 1,
                  bias_shape: tuple[int, ...] | None = None) -> None:
         super().__init__()
-        self._index = _trailing(ndim, 0 if factor_ndim == 0 else axis, factor_ndim)
+        self._index = _trailing(ndim, axis, factor_ndim)
         self.bias = None if bias_shape is None else nn.Parameter(torch.zeros(bias_shape))
 
     def forward(self, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -172,7 +174,7 @@ class BiasBy(nn.Module):
 
     def __init__(self, axis: int = 1, ndim: int = 4, bias_ndim: int = 1) -> None:
         super().__init__()
-        self._index = _trailing(ndim, 0 if bias_ndim == 0 else axis, bias_ndim)
+        self._index = _trailing(ndim, axis, bias_ndim)
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         return x + bias[self._index]
