@@ -101,8 +101,11 @@ class PReLU(nn.Module):
         super().__init__()
         shape: tuple[int, ...] = () if channel_shared else (channels,)
         self.weight = nn.Parameter(torch.full(shape, 0.25))
+        self.channel_shared = channel_shared
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channel_shared:  # as (1,): the ONNX exporter refuses a 0-d slope
+            return torch.nn.functional.prelu(x, self.weight.reshape(1))
         return torch.nn.functional.prelu(x, self.weight)
 
 

@@ -88,7 +88,8 @@ class Slice(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if self._split:
-            return tuple(x.chunk(self.parts, dim=self.axis))
+            size = x.shape[self.axis] // self.parts
+            return tuple(x.narrow(self.axis, i * size, size) for i in range(self.parts))
         return tuple(x[index] for index in self._pieces)
 
 
@@ -181,7 +182,10 @@ class Reduction(nn.Module):
 class ArgMax(nn.Module):
     """Caffe ArgMax: the ``top_k`` indices (as floats) or, with ``out_max_val`` and an axis,
     the values; without an axis per sample over C*H*W, shape (N, 1 or 2, top_k, 1).
-    Ties go to the larger index, as Caffe's sort of (value, index) pairs.
+
+    Ties go to the larger index, as Caffe's sort of (value, index) pairs: the input is flipped
+    and the first maximum taken (``argmax`` for top_k 1, which also exports to ONNX; a stable
+    sort otherwise, which the TorchScript ONNX exporter does not support).
     """
 
     def __init__(self, top_k: int = 1, out_max_val: bool = False,
@@ -191,10 +195,14 @@ class ArgMax(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dim = 1 if self.axis is None else self.axis
-        data = x.flatten(1) if self.axis is None else x
-        values, order = torch.sort(data.flip(dim), dim=dim, descending=True, stable=True)
-        values = values.narrow(dim, 0, self.top_k)
-        indices = (data.shape[dim] - 1 - order.narrow(dim, 0, self.top_k)).to(x.dtype)
+        data = (x.flatten(1) if self.axis is None else x).flip(dim)
+        if self.top_k == 1:
+            order = data.argmax(dim, keepdim=True)
+            values = data.gather(dim, order)
+        else:
+            values, order = torch.sort(data, dim=dim, descending=True, stable=True)
+            values, order = values.narrow(dim, 0, self.top_k), order.narrow(dim, 0, self.top_k)
+        indices = (data.shape[dim] - 1 - order).to(x.dtype)
         if self.axis is not None:
             return values if self.out_max_val else indices
         if self.out_max_val:
