@@ -97,7 +97,7 @@ class CaffePool2d(nn.Module):
         ow = caffe_pool_size(w, kw, sw, pw, self.ceil_mode)
         if not self.max_pool:
             summed = F.avg_pool2d(F.pad(x, self._padding), self.kernel, self.stride)
-            return summed[..., :oh, :ow] * self._area / self._divisor(x, h, w, oh, ow)
+            return summed[..., :oh, :ow] * (self._area / self._divisor(x, h, w, oh, ow))
         padded = F.pad(x, self._padding, value=-FLT_MAX)
         if not self.return_mask:
             return F.max_pool2d(padded, self.kernel, self.stride)[..., :oh, :ow]
