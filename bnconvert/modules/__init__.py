@@ -1,0 +1,1 @@
+"""torch modules bnconvert builds (each file self-contained, importing only torch)."""
