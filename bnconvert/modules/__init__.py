@@ -29,6 +29,7 @@ from .activations import (
     Swish,
     Threshold,
 )
+from .caffe_batch_norm import CaffeBatchNorm1d, CaffeBatchNorm2d, CaffeBatchNorm3d
 from .forks import Axpy, Interp, ShuffleChannel, Upsample
 from .normalization import MVN, LRNWithinChannel, caffe_lrn
 from .pooling import SPP, CaffePool2d, GlobalPool2d, caffe_pool_size, caffe_pooling
@@ -47,7 +48,8 @@ from .structure import (
 )
 
 __all__ = [
-    "AbsVal", "ArgMax", "Axpy", "Bias", "BiasBy", "CaffePool2d", "Concat", "Crop",
+    "AbsVal", "ArgMax", "Axpy", "Bias", "BiasBy", "CaffeBatchNorm1d", "CaffeBatchNorm2d",
+    "CaffeBatchNorm3d", "CaffePool2d", "Concat", "Crop",
     "EltwiseMax", "EltwiseProd", "EltwiseSum", "Embed", "Exp", "GlobalPool2d", "Interp",
     "LRNWithinChannel", "Log", "MVN", "PReLU", "Power", "Reduction", "Reshape", "SPP", "Scale",
     "ScaleBy", "ShuffleChannel", "Slice", "Swish", "Threshold", "Tile", "Upsample",

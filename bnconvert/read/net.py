@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from google.protobuf.message import Message
-
 from .._proto import caffe_pb2
 from ..layers import LayerParamError, Params, UnreadableParams, is_learned, read_params
 from .blob import BlobRef
