@@ -21,7 +21,9 @@ from .fold.chains import ChainAnalysis, pair_batch_norm_chains
 from .fold.options import FoldOptions
 from .read.net import Net, load_net
 from .records import FoldedBatchNorm
-from .write.atomic import write_atomically
+from .write.atomic import staged_files
+from .write.fingerprint import add_fingerprints, remove_stale_manifest
+from .write.guard import output_paths, refuse_inputs_as_outputs
 from .write.manifest import manifest_bytes, manifest_dict, manifest_path_for
 from .write.registry import WriteOptions, writer_for
 
@@ -112,6 +114,10 @@ def save(records: Sequence[FoldedBatchNorm], output: PathLike, *, fmt: str | Non
          sources: dict[str, str | None] | None = None) -> Path | None:
     """Write the records atomically in the format chosen by ``fmt`` or the extension.
 
+    The output and its manifest are written together (both complete, or neither changed);
+    missing folders are created. With ``manifest=False`` a manifest at ``<output>.json`` that
+    describes an earlier file is removed.
+
     Args:
         manifest: True for ``<output>.json``, a path, or False for none.
 
@@ -119,20 +125,22 @@ def save(records: Sequence[FoldedBatchNorm], output: PathLike, *, fmt: str | Non
         The manifest path, or None.
 
     Raises:
-        OutputError: unknown format, missing optional dependency, unwritable folder.
+        OutputError: unknown format, missing optional dependency, unwritable folder, an output
+            path that is one of the ``sources``.
     """
     output = Path(output)
     chosen, writer = writer_for(output, fmt)
-    write_atomically(output, lambda stream: writer(records, stream, options))
-    if manifest is False:
-        return None
-    manifest_path = manifest_path_for(output) if manifest is True else Path(manifest)
-    content = manifest_bytes(manifest_dict(records, chosen, output, options, sources or {}))
-    try:
-        write_atomically(manifest_path, lambda stream: _write_all(stream, content))
-    except BaseException:
-        Path(output).unlink(missing_ok=True)
-        raise
+    paths = output_paths(output, manifest)
+    refuse_inputs_as_outputs(paths, sources or {})
+    manifest_path = None if paths["manifest"] is None else Path(paths["manifest"])
+    with staged_files(make_dirs=True) as stage:  # the output and its manifest change together
+        written = stage(output, lambda stream: writer(records, stream, options))
+        if manifest_path is not None:
+            described = manifest_dict(records, chosen, output, options, sources or {})
+            content = manifest_bytes(add_fingerprints(described, written, sources or {}))
+            stage(manifest_path, lambda stream: _write_all(stream, content))
+    if manifest_path is None:
+        remove_stale_manifest(manifest_path_for(output), output)
     return manifest_path
 
 
@@ -151,6 +159,8 @@ def convert(prototxt: PathLike | None, caffemodel: PathLike, output: PathLike, *
         >>> convert("deploy.prototxt", "model.caffemodel", "bn.pt")  # doctest: +SKIP
     """
     writer_for(Path(output), fmt)  # an unknown format fails before reading anything
+    refuse_inputs_as_outputs(output_paths(output, manifest),
+                             {"prototxt": prototxt, "caffemodel": caffemodel})
     return convert_net(load_net(prototxt, caffemodel), output, fmt=fmt, affine=affine,
                        strict=strict, flavour=flavour, clamp_eps=clamp_eps, options=options,
                        manifest=manifest)
