@@ -14,13 +14,13 @@ from __future__ import annotations
 import os
 import pickle
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import ParseError
+from ..write.detect import FORMAT_NAMES, converted_format
 
 __all__ = ["ConvertedFile", "ConvertedBatchNorm", "load_converted", "run_candidate",
            "format_of", "CandidateError"]
@@ -70,18 +70,14 @@ class ConvertedFile:
 
 
 def format_of(path: str | os.PathLike[str], manifest: dict[str, Any] | None) -> str:
-    """``pt``, ``safetensors`` or ``t7`` from the extension, else from the manifest.
+    """``pt``, ``safetensors`` or ``t7``: the manifest's, else by magic bytes, else by the
+    extension (see ``write.detect.converted_format``).
 
     Raises:
-        ParseError: neither tells (the message lists the supported extensions).
+        ParseError: none tells, or the file is of another kind (named in the message).
     """
-    fmt = _EXTENSIONS.get(Path(path).suffix.lower())
-    if fmt is None and manifest is not None:
-        fmt = manifest.get("format") if manifest.get("format") in _EXTENSIONS.values() else None
-    if fmt is None:
-        raise ParseError(f"{path}: cannot tell the format from the extension; verify reads "
-                         f"{', '.join(sorted(_EXTENSIONS))}")
-    return fmt
+    recorded = manifest.get("format") if manifest is not None else None
+    return converted_format(path, recorded if recorded in FORMAT_NAMES else None, _EXTENSIONS)
 
 
 def load_converted(path: str | os.PathLike[str], fmt: str) -> ConvertedFile:
