@@ -125,11 +125,12 @@ def fold_bvlc(net: Net, chain: BatchNormChain, options: FoldOptions) -> FoldedBa
 def batch_statistics_warning(net: Net, bn: Layer, options: FoldOptions, why: str) -> str:
     """The warning for a layer that normalizes with batch statistics in TEST (an error under
     ``strict``)."""
-    message = (f"{why}, so Caffe normalizes with each batch's own statistics even in TEST; "
-               "the stored parameters were converted, and eval-mode PyTorch will not match Caffe")
+    caffe = f"{why}, so Caffe normalizes with each batch's own statistics even in TEST"
     if options.strict:
-        raise NumericError(f"{where(net, bn)}: {message} (--strict)")
-    return f"{bn.name}: {message}"
+        raise NumericError(f"{where(net, bn)}: {caffe}, which no eval-mode PyTorch or Torch7 "
+                           "module reproduces; nothing was written (--strict)")
+    return (f"{bn.name}: {caffe}; the stored parameters were converted, and eval-mode PyTorch "
+            "will not match Caffe")
 
 
 def make_record(chain: BatchNormChain, channels: int, eps: float, mean: np.ndarray,
