@@ -180,3 +180,15 @@ def test_missing_output_folders_are_created(tmp_path, files):
 def test_a_failed_conversion_creates_no_folders(tmp_path, files):
     code, _, _ = run("convert", files[1], files[0], "-o", tmp_path / "build" / "bn.pt")
     assert code == 1 and not (tmp_path / "build").exists()
+
+
+def test_the_api_refuses_an_input_as_output_before_reading(tmp_path, files, monkeypatch):
+    from bnconvert import api
+    from bnconvert.errors import OutputError
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("read before the output paths were checked")
+
+    monkeypatch.setattr(api, "load_net", no_reading)
+    with pytest.raises(OutputError, match="the output is the prototxt given as input"):
+        api.convert(files[0], files[1], files[0], fmt="pt")
