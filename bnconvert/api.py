@@ -22,7 +22,9 @@ from .fold.chains import ChainAnalysis, pair_batch_norm_chains
 from .fold.options import FoldOptions
 from .read.net import Net, load_net
 from .records import ConvertedLayer, FoldedBatchNorm
-from .write.atomic import write_atomically
+from .write.atomic import staged_files
+from .write.fingerprint import add_fingerprints, remove_stale_manifest
+from .write.guard import output_paths, refuse_inputs_as_outputs
 from .write.manifest import manifest_bytes, manifest_dict, manifest_path_for
 from .write.registry import WriteOptions, writer_for
 
@@ -144,26 +146,31 @@ def save(records: Sequence[ConvertedLayer], output: PathLike, options: ConvertOp
     """Write the records atomically in the format chosen by ``fmt`` or the extension, and the
     manifest beside them.
 
+    The output and its manifest are written together (both complete, or neither changed);
+    missing folders are created. With ``manifest=False`` a manifest at ``<output>.json`` that
+    describes an earlier file is removed.
+
     Returns:
         The manifest path, or None.
 
     Raises:
-        OutputError: unknown format, missing optional dependency, unwritable folder.
+        OutputError: unknown format, missing optional dependency, unwritable folder, an output
+            path that is one of the ``sources``.
     """
     options = ConvertOptions.from_settings(options, **settings)
     output = Path(output)
     chosen, writer = writer_for(output, options.fmt)
-    write_atomically(output, lambda stream: writer(records, stream, options.write))
-    if options.manifest is False:
-        return None
-    manifest_path = manifest_path_for(output) if options.manifest is True \
-        else Path(options.manifest)
-    content = manifest_bytes(manifest_dict(records, chosen, output, options.write, sources or {}))
-    try:
-        write_atomically(manifest_path, lambda stream: _write_all(stream, content))
-    except BaseException:
-        Path(output).unlink(missing_ok=True)
-        raise
+    paths = output_paths(output, options.manifest)
+    refuse_inputs_as_outputs(paths, sources or {})
+    manifest_path = None if paths["manifest"] is None else Path(paths["manifest"])
+    with staged_files(make_dirs=True) as stage:  # the output and its manifest change together
+        written = stage(output, lambda stream: writer(records, stream, options.write))
+        if manifest_path is not None:
+            described = manifest_dict(records, chosen, output, options.write, sources or {})
+            content = manifest_bytes(add_fingerprints(described, written, sources or {}))
+            stage(manifest_path, lambda stream: _write_all(stream, content))
+    if manifest_path is None:
+        remove_stale_manifest(manifest_path_for(output), output)
     return manifest_path
 
 
@@ -187,6 +194,8 @@ def convert(prototxt: PathLike | None, caffemodel: PathLike, output: PathLike,
     """
     options = ConvertOptions.from_settings(options, **settings)
     writer_for(Path(output), options.fmt)  # an unknown format fails before reading anything
+    refuse_inputs_as_outputs(output_paths(output, options.manifest),
+                             {"prototxt": prototxt, "caffemodel": caffemodel})
     return convert_net(load_net(prototxt, caffemodel), output, options)
 
 

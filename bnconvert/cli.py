@@ -52,6 +52,21 @@ def _split_files(files: tuple[Path, ...], need_model: bool) -> tuple[Path | None
 # The flavour ids of bnconvert.flavours (kept literal so that --help imports nothing heavy;
 # tests/test_flavours.py keeps the two equal).
 FLAVOR_IDS = ("bvlc", "nvcaffe", "intel", "segnet", "yjxiong")
+
+
+def _usage(problem: str | None) -> None:
+    """A usage error (exit 2) when ``problem`` is set."""
+    if problem:
+        raise click.UsageError(problem)
+
+
+def _t7_only_options(cudnn: bool) -> list[str]:
+    """The Torch7-only options given explicitly on the command line."""
+    source = click.get_current_context().get_parameter_source("t7_layout")
+    given = ["--t7-layout"] if source is click.core.ParameterSource.COMMANDLINE else []
+    return given + (["--cudnn"] if cudnn else [])
+
+
 _FLAVOR = click.option(
     "--flavor", type=click.Choice(FLAVOR_IDS),
     help="Which Caffe's BN layers these are, when the files are ambiguous (default: detected "
@@ -69,7 +84,8 @@ def main() -> None:
 @main.command()
 @_FILES
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file: .pt, .pth, .safetensors or .t7.")
+              help="Output file: .pt, .pth, .safetensors or .t7 (missing folders are "
+                   "created).")
 @click.option("--format", "fmt", type=click.Choice(["pt", "safetensors", "t7"]),
               help="Output format (default: from the extension).")
 @click.option("--affine", is_flag=True,
@@ -82,7 +98,9 @@ def main() -> None:
               show_default=True)
 @click.option("--manifest", "manifest", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the JSON manifest (default: OUTPUT.json).")
-@click.option("--no-manifest", is_flag=True, help="Do not write a manifest.")
+@click.option("--no-manifest", is_flag=True,
+              help="Do not write a manifest (an OUTPUT.json left by an earlier conversion of "
+                   "OUTPUT is removed).")
 @click.option("--t7-layout", type=click.Choice(["table", "sequential"]), default="table",
               show_default=True, help="Torch7: a table keyed by BN name, or an nn.Sequential.")
 @click.option("--cudnn", is_flag=True,
@@ -104,8 +122,10 @@ def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool
     from .api import convert as run_convert
     from .fold.options import FoldOptions
     from .records import FoldedBatchNorm
+    from .usage import convert_usage_problem
     from .write.registry import WriteOptions, writer_for
 
+    _usage(convert_usage_problem(output, fmt, manifest, no_manifest, _t7_only_options(cudnn)))
     prototxt, caffemodel = _split_files(files, need_model=True)
     assert caffemodel is not None
     writer_for(output, fmt)  # imports the writer (torch for .pt) and checks the format first
@@ -128,7 +148,8 @@ def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool
     if not quiet:
         records = [r for r in done.records if isinstance(r, FoldedBatchNorm)]
         affine_count = sum(r.affine for r in records)
-        click.echo(f"wrote {output}: {len(records)} BatchNorm layers "
+        with_manifest = f" and its manifest {done.manifest}" if done.manifest else ""
+        click.echo(f"wrote {output}{with_manifest}: {len(records)} BatchNorm layers "
                    f"({affine_count} affine, {len(records) - affine_count} non-affine)")
 
 
@@ -160,9 +181,9 @@ def inspect(files: tuple[Path, ...], as_json: bool, flavor: str | None) -> None:
 @click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A .npy input for the net's first input blob; used for the BatchNorms that "
                    "read it directly (others say it was not used).")
-@click.option("--atol", type=float, default=None,
+@click.option("--atol", type=click.FloatRange(min=0), default=None,
               help="Absolute tolerance added to the allowed error (default 0).")
-@click.option("--rtol", type=float, default=None,
+@click.option("--rtol", type=click.FloatRange(min=0), default=None,
               help="Allowed error relative to each channel's output magnitude (default 1e-06).")
 @click.option("--json", "as_json", is_flag=True, help="Print the machine-readable report.")
 @click.option("--reference", type=click.Choice(["numpy", "pycaffe", "opencv"]), default="numpy",
@@ -187,6 +208,9 @@ def verify(files: tuple[Path, ...], input_path: Path | None, atol: float | None,
     """
     if len(files) not in (2, 3):
         raise click.UsageError("expected [PROTOTXT] CAFFEMODEL CONVERTED (two or three files)")
+    from .usage import manifest_usage_problem
+
+    _usage(manifest_usage_problem(manifest, no_manifest))
     prototxt, caffemodel, converted = (None, *files) if len(files) == 2 else files
     import numpy as np
 
@@ -195,8 +219,7 @@ def verify(files: tuple[Path, ...], input_path: Path | None, atol: float | None,
     try:
         user_input = np.load(input_path, allow_pickle=False) if input_path else None
     except (OSError, ValueError) as exc:
-        click.echo(f"bnconvert: error: {input_path}: not a readable .npy array: {exc}", err=True)
-        sys.exit(2)
+        _read_error(f"{input_path}: not a readable .npy array: {exc}", as_json)
     try:
         report = verify_file(prototxt, caffemodel, converted, user_input=user_input,
                              manifest=False if no_manifest else (manifest or True),
@@ -204,10 +227,19 @@ def verify(files: tuple[Path, ...], input_path: Path | None, atol: float | None,
                              rtol=DEFAULT_RTOL if rtol is None else rtol,
                              reference=reference, seed=seed, flavour=flavor)
     except BnConvertError as exc:
-        click.echo(f"bnconvert: error: {' '.join(str(exc).split())}", err=True)
-        sys.exit(2)
+        _read_error(str(exc), as_json)
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else format_report(report))
     sys.exit(0 if report.passed else 1)
+
+
+def _read_error(message: str, as_json: bool) -> None:
+    """verify's exit 2: one line on stderr, and with --json an error object on stdout (so
+    that `verify --json > report.json` never leaves an empty file)."""
+    line = " ".join(message.split())
+    click.echo(f"bnconvert: error: {line}", err=True)
+    if as_json:
+        click.echo(json.dumps({"verdict": "error", "error": line, "exit_code": 2}, indent=2))
+    sys.exit(2)
 # --- end verify --------------------------------------------------------------------------------
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,6 +18,7 @@ from .flavours import BN_LIKE_TYPES, Flavour, flavour_by_id
 from .fold.chains import FORK_AFFINE, BatchNormChain, BlobGraph, pair_batch_norm_chains
 from .layers import bvlc_layer_types
 from .naming import key_for_layer_name
+from .read.fork_fields import is_read_fork_field
 from .read.net import Layer, Net
 
 __all__ = ["ChainRow", "AffineRow", "UnconvertedRow", "InspectReport", "inspect_net",
@@ -208,7 +209,7 @@ def inspect_net(net: Net, flavour: str | None = None) -> InspectReport:
         standalone_affine=tuple(
             AffineRow(x.name, x.type, _standalone_reason(x, analysis.graph, owner))
             for x in analysis.standalone),
-        unknown_fields=tuple(f"{u.path} (line {u.line})" for u in net.unknown),
+        unknown_fields=_skipped_fields(net),
         unknown_layer_types=dict(Counter(
             x.type for x in net.layers if x.type not in bvlc_layer_types() | BN_LIKE_TYPES)),
         missing_weights=net.missing_learned_weights(),
@@ -216,3 +217,11 @@ def inspect_net(net: Net, flavour: str | None = None) -> InspectReport:
         flavour_counts=dict(Counter(chain_kind(row) for row in rows)),
         not_converted=tuple(not_converted), refused_by_caffe=net.refused_by_caffe,
         definition_problems=net.definition_problems())
+
+
+def _skipped_fields(net: Net) -> tuple[str, ...]:
+    """Fields the schema does not know and nothing reads (fork fields bnconvert reads are
+    not skipped)."""
+    types = {layer.name: layer.type for layer in net.layers}
+    return tuple(f"{u.path} (line {u.line})" for u in net.unknown
+                 if not is_read_fork_field(u, types))

@@ -40,7 +40,8 @@ def test_default_manifest_beside_output(tmp_path: Path) -> None:
     out = tmp_path / "bn.pt"
     result = run("convert", *FILES, "-o", str(out))
     assert result.exit_code == 0
-    assert result.output == f"wrote {out}: 4 BatchNorm layers (4 affine, 0 non-affine)\n"
+    assert result.output == (f"wrote {out} and its manifest {out}.json: 4 BatchNorm layers "
+                             "(4 affine, 0 non-affine)\n")
     manifest = json.loads((tmp_path / "bn.pt.json").read_text())
     assert manifest["format"] == "pt" and manifest["file"] == "bn.pt"
     assert [b["key"] for b in manifest["layers"]] == [

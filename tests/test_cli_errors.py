@@ -160,10 +160,12 @@ def test_unknown_output_extension(out: Path) -> None:
                  "of .pt, .pth, .safetensors, .t7 or --format pt|safetensors|t7")
 
 
-def test_output_folder_missing(tmp_path: Path) -> None:
+def test_output_folder_that_cannot_be_created(tmp_path: Path) -> None:
+    (tmp_path / "no").write_bytes(b"a file, not a folder")
     target = tmp_path / "no" / "such" / "m.pt"
     code, output = run(["convert", str(CASE / "model.caffemodel"), "-o", str(target)])
-    assert code == 1 and output.startswith(f"bnconvert: error: {target}: cannot write here")
+    assert code == 1 and output.startswith(
+        f"bnconvert: error: {target}: cannot create the folder {target.parent}: ")
 
 
 def test_failure_leaves_existing_output_untouched(tmp_path: Path, out: Path) -> None:

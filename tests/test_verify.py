@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from bnconvert.api import convert
 from bnconvert.cli import main
 from bnconvert.verify import DEFAULT_ATOL, DEFAULT_RTOL, verify_file
+from bnconvert.write.fingerprint import fingerprint
 
 CAFFE = Path(__file__).parent / "data" / "caffe"
 CASES = sorted(p.name for p in CAFFE.iterdir() if (p / "model.caffemodel").exists())
@@ -120,6 +121,8 @@ def _inject(tmp_path, resnet, edit, manifest_edit=None) -> Path:
         manifest_edit(manifest)
     path = tmp_path / "injected.pt"
     torch.save(state, path)
+    # As a defective converter would write it: a manifest that describes its own output.
+    manifest["file_fingerprint"] = fingerprint(path)
     Path(str(path) + ".json").write_text(json.dumps(manifest))
     return path
 
@@ -321,13 +324,12 @@ def test_read_errors_exit_2(tmp_path):
     garbage.write_bytes(b"not a torch file")
     code, out, err = _cli(*_files("bn_only"), garbage)
     assert code == 2 and out == ""
-    assert err.startswith(f"bnconvert: error: {garbage}: cannot be read by "
-                          "torch.load(weights_only=True)")
+    assert err == f"bnconvert: error: {garbage}: this is a text file, not a PyTorch .pt file\n"
     unknown = tmp_path / "bn.bin"
     unknown.write_bytes(b"")
     code, _, err = _cli(*_files("bn_only"), unknown)
-    assert code == 2 and "cannot tell the format from the extension; verify reads .pt, .pth, " \
-        ".safetensors, .t7" in err
+    assert code == 2 and "cannot tell the format from the manifest, the file's first bytes or " \
+        "the extension; verify reads .pt, .pth, .safetensors, .t7" in err
 
 
 def test_unreadable_manifest_and_input_exit_2(tmp_path):

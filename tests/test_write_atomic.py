@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bnconvert.errors import OutputError
-from bnconvert.write.atomic import write_atomically
+from bnconvert.write.atomic import write_atomically, write_files_atomically
 
 
 def test_success_replaces_target(tmp_path: Path) -> None:
@@ -45,3 +45,33 @@ def test_os_error_becomes_output_error(tmp_path: Path) -> None:
 def test_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="cannot write here"):
         write_atomically(tmp_path / "nope" / "x.bin", lambda stream: None)
+
+
+def test_files_written_together_change_together(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.bin", tmp_path / "a.json"
+    first.write_bytes(b"old a")
+    second.write_bytes(b"old json")
+
+    def fail(stream) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OutputError, match="a.json: writing failed"):
+        write_files_atomically([(first, lambda s: s.write(b"new a") and None), (second, fail)])
+    assert (first.read_bytes(), second.read_bytes()) == (b"old a", b"old json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "a.json"]
+    write_files_atomically([(first, lambda s: s.write(b"new a") and None),
+                            (second, lambda s: s.write(b"new json") and None)])
+    assert (first.read_bytes(), second.read_bytes()) == (b"new a", b"new json")
+
+
+def test_make_dirs_creates_the_folders_and_removes_them_on_failure(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        write_atomically(tmp_path / "x" / "y" / "f.bin", _raise, make_dirs=True)
+    assert list(tmp_path.iterdir()) == []
+    write_atomically(tmp_path / "x" / "y" / "f.bin", lambda s: s.write(b"1") and None,
+                     make_dirs=True)
+    assert (tmp_path / "x" / "y" / "f.bin").read_bytes() == b"1"
+
+
+def _raise(stream) -> None:
+    raise ValueError("writer bug")

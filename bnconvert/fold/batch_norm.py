@@ -106,12 +106,12 @@ def flavour_warnings(net: Net, chain: BatchNormChain, options: FoldOptions,
     warnings = [*chain.notes, *(f"{bn.name}: {note}" for note in flavour.notes(bn))]
     why = flavour.batch_statistics(bn)
     if why is not None:
-        message = (f"{why}, so Caffe normalizes with each batch's own statistics even in TEST; "
-                   "the stored parameters were converted, and eval-mode PyTorch will not match "
-                   "Caffe")
+        caffe = f"{why}, so Caffe normalizes with each batch's own statistics even in TEST"
         if options.strict:
-            raise NumericError(f"{where(net, bn)}: {message} (--strict)")
-        warnings.append(f"{bn.name}: {message}")
+            raise NumericError(f"{where(net, bn)}: {caffe}, which no eval-mode PyTorch or Torch7 "
+                               "module reproduces; nothing was written (--strict)")
+        warnings.append(f"{bn.name}: {caffe}; the stored parameters were converted, and "
+                        "eval-mode PyTorch will not match Caffe")
     return tuple(warnings)
 
 

@@ -20,6 +20,7 @@ from google.protobuf.message import DecodeError, Message
 from .._proto import caffe_pb2
 from ..errors import CaffemodelFormatError, ParseError
 from .blob import BlobRef, scan_blob
+from .sniff import refuse_foreign, sniff
 from .wire import LENGTH, VARINT, Buffer, WireFormatError, iter_fields
 
 __all__ = ["CaffemodelLayer", "Caffemodel", "read_caffemodel", "scan_caffemodel"]
@@ -112,6 +113,7 @@ def _looks_like_text(head: bytes) -> bool:
 
 def _reject_text(name: str, buf: Buffer) -> None:
     head = bytes(buf[:512])
+    refuse_foreign(name, head, "a caffemodel")
     if _looks_like_text(head) and b"{" in head or head.lstrip().startswith((b"name:", b"#")):
         raise ParseError(
             f"{name}: this is a text prototxt, not a binary caffemodel; "
@@ -218,4 +220,7 @@ _V1_TYPE_VALUES = frozenset(caffe_pb2.V1LayerParameter.LayerType.values())
 def caffemodel_path_kind(path: str | os.PathLike[str]) -> str:
     """``"caffemodel"`` or ``"prototxt"`` by content (first bytes), for CLI argument checks."""
     with open(Path(path), "rb") as handle:
-        return "prototxt" if _looks_like_text(handle.read(512)) else "caffemodel"
+        head = handle.read(512)
+    if sniff(head) is not None and Path(path).suffix.lower() != ".prototxt":
+        return "caffemodel"  # a file of another kind: its error names it as the caffemodel
+    return "prototxt" if _looks_like_text(head) else "caffemodel"

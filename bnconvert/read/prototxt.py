@@ -25,6 +25,7 @@ from google.protobuf.descriptor import Descriptor
 
 from .._proto import caffe_pb2
 from ..errors import ParseError
+from .sniff import HEAD_SIZE, refuse_foreign
 from .text_parser import LAYER_FIELDS, Frame, TextParser
 
 __all__ = ["ParsedPrototxt", "UnknownField", "parse_prototxt", "parse_prototxt_text"]
@@ -110,6 +111,7 @@ def parse_prototxt(path: str | os.PathLike[str]) -> ParsedPrototxt:
         raise ParseError(f"{name}: no such file") from None
     except OSError as exc:
         raise ParseError(f"{name}: cannot read ({exc.strerror})") from None
+    refuse_foreign(name, data[:HEAD_SIZE], "a text prototxt")
     return parse_prototxt_text(_decode_text(data, name), name)
 
 

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ParseError
 from ..records import batch_norm_class
-from ..write.registry import FORMATS, LoadedFile, format_for_path, loader_for
+from ..write.detect import converted_format
+from ..write.registry import EXTENSIONS, FORMATS, LoadedFile, loader_for
 
 __all__ = ["ConvertedBatchNorm", "load_converted", "run_candidate", "format_of",
            "CandidateError"]
@@ -60,19 +60,14 @@ class ConvertedBatchNorm:
 
 
 def format_of(path: str | os.PathLike[str], manifest: dict[str, Any] | None) -> str:
-    """``pt``, ``safetensors`` or ``t7`` from the extension, else from the manifest.
+    """``pt``, ``safetensors`` or ``t7``: the manifest's, else by magic bytes, else by the
+    extension (see ``write.detect.converted_format``).
 
     Raises:
-        ParseError: neither tells (the message lists the supported extensions).
+        ParseError: none tells, or the file is of another kind (named in the message).
     """
-    fmt = format_for_path(path)
-    if fmt is None and manifest is not None and manifest.get("format") in FORMATS:
-        fmt = str(manifest["format"])
-    if fmt is None:
-        extensions = sorted(e for exts, _ in FORMATS.values() for e in exts)
-        raise ParseError(f"{path}: cannot tell the format from the extension; verify reads "
-                         f"{', '.join(extensions)}")
-    return fmt
+    recorded = manifest.get("format") if manifest is not None else None
+    return converted_format(path, recorded if recorded in FORMATS else None, EXTENSIONS)
 
 
 def load_converted(path: str | os.PathLike[str], fmt: str) -> LoadedFile:

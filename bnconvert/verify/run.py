@@ -25,6 +25,7 @@ from .compare import DEFAULT_ATOL, DEFAULT_RTOL, Measurement, measure
 from .external import REFERENCES, ExternalReference, Unsupported, external_reference
 from .inputs import random_input
 from .match import Match, key_in_manifest, match_chain, unclaimed_keys
+from .provenance import check_manifest_belongs, source_notes
 from .reference import CaffeChain, ChainForward, read_reference_chain
 from .reference_forks import (
     ForkChain,
@@ -98,8 +99,10 @@ def verify_file(prototxt: PathLike | None, caffemodel: PathLike, converted: Path
         row = _check_chain(caffe, index, match, user_input, seed, atol, rtol, runner)
         rows.append(_flavour_note(row, manifest_data))
     extra = unclaimed_keys(loaded, claimed)
-    notes = (f"modules no Caffe BatchNorm accounts for (not checked): {', '.join(extra)}",) \
+    notes: tuple[str, ...] = (
+        f"modules no Caffe BatchNorm accounts for (not checked): {', '.join(extra)}",) \
         if extra else ()
+    notes += source_notes(manifest_data, prototxt, caffemodel)
     return VerifyReport(str(converted), fmt, str(manifest_path) if manifest_path else None,
                         str(prototxt) if prototxt is not None else None, str(caffemodel),
                         reference, seed, atol, rtol, tuple(rows), notes)
@@ -122,6 +125,7 @@ def _manifest(converted: PathLike,
     if not isinstance(data, dict) or not (isinstance(data.get("layers"), list)
                                           or isinstance(data.get("batch_norms"), list)):
         raise ParseError(f"{path}: not a bnconvert manifest (no 'layers' list)")
+    check_manifest_belongs(path, data, converted)
     return path, data
 
 

@@ -19,7 +19,8 @@ from ..errors import OutputError
 from ..naming import CaffeNames, NamingPolicy
 from ..records import ConvertedLayer
 
-__all__ = ["WriteOptions", "Writer", "Loader", "LoadedFile", "FORMATS", "registers", "loads",
+__all__ = ["WriteOptions", "Writer", "Loader", "LoadedFile", "FORMATS", "EXTENSIONS", "registers",
+           "loads",
            "writer_for", "loader_for", "format_for_path", "supported_formats"]
 
 
@@ -57,12 +58,15 @@ class LoadedFile:
 Writer = Callable[[Sequence[ConvertedLayer], BinaryIO, WriteOptions], None]
 Loader = Callable[[str], LoadedFile]
 
-#: format name -> (file extensions, the module that registers its writer and loader)
-FORMATS: dict[str, tuple[tuple[str, ...], str]] = {
-    "pt": ((".pt", ".pth"), "bnconvert.write.pt"),
-    "safetensors": ((".safetensors",), "bnconvert.write.safetensors_writer"),
-    "t7": ((".t7",), "bnconvert.write.t7"),
+#: format name -> (file extensions, the module that registers its writer and loader, what
+#: messages call it)
+FORMATS: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "pt": ((".pt", ".pth"), "bnconvert.write.pt", "PyTorch .pt"),
+    "safetensors": ((".safetensors",), "bnconvert.write.safetensors_writer", ".safetensors"),
+    "t7": ((".t7",), "bnconvert.write.t7", "Torch7 .t7"),
 }
+#: file extension -> format name (derived from ``FORMATS``)
+EXTENSIONS = {ext: fmt for fmt, (exts, _, _) in FORMATS.items() for ext in exts}
 _WRITERS: dict[str, Writer] = {}
 _LOADERS: dict[str, Loader] = {}
 
@@ -98,8 +102,7 @@ def supported_formats() -> list[str]:
 
 def format_for_path(path: str | os.PathLike[str]) -> str | None:
     """The format an output file's extension names, or None."""
-    ext = Path(path).suffix.lower()
-    return next((fmt for fmt, (extensions, _) in FORMATS.items() if ext in extensions), None)
+    return EXTENSIONS.get(Path(path).suffix.lower())
 
 
 def _implementation(fmt: str) -> None:
@@ -118,7 +121,7 @@ def writer_for(path: str | Path, fmt: str | None = None) -> tuple[str, Writer]:
     if fmt is None:
         fmt = format_for_path(path)
         if fmt is None:
-            extensions = sorted(e for exts, _ in FORMATS.values() for e in exts)
+            extensions = sorted(EXTENSIONS)
             ext = Path(path).suffix.lower()
             raise OutputError(
                 f"{path}: cannot tell the output format from the extension {ext or '(none)'!r}; "
