@@ -14,3 +14,6 @@ EXAMPLE = Path(__file__).parent / "examples" / "resnet_block"
 def _doctest_names(doctest_namespace: dict[str, Any]) -> None:
     doctest_namespace["EXAMPLE_PROTOTXT"] = str(EXAMPLE / "deploy.prototxt")
     doctest_namespace["EXAMPLE_CAFFEMODEL"] = str(EXAMPLE / "model.caffemodel")
+    from bnconvert.read.net import load_net
+
+    doctest_namespace["load_net"] = load_net
