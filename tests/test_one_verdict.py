@@ -8,11 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
-from caffe_builder import NetBuilder, blob
 from click.testing import CliRunner
-from conftest import DATA
 
 from bnconvert.cli import main
+
+from caffe_builder import NetBuilder, blob
+from conftest import DATA
 
 CAFFE = DATA / "caffe"
 
