@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .flavours import BN_LIKE_TYPES, Flavour, flavour_by_id
+from .flavours import Flavour, bn_like_types, flavour_by_id
 from .fold.chains import FORK_AFFINE, BatchNormChain, BlobGraph, pair_batch_norm_chains
 from .layers import bvlc_layer_types
 from .naming import key_for_layer_name
@@ -231,7 +231,7 @@ def inspect_net(net: Net, flavour: str | None = None) -> InspectReport:
             for x in analysis.standalone),
         unknown_fields=_skipped_fields(net),
         unknown_layer_types=dict(Counter(
-            x.type for x in net.layers if x.type not in bvlc_layer_types() | BN_LIKE_TYPES)),
+            x.type for x in net.layers if x.type not in bvlc_layer_types() | bn_like_types())),
         missing_weights=tuple(n for n in net.missing_learned_weights()
                               if n not in {net.layers[i].name for i in owner}),
         unused_weights=net.unused_weights,

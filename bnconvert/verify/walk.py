@@ -12,7 +12,7 @@ scale and shift pairs nothing.
 from __future__ import annotations
 
 from ..errors import UnsupportedLayerError
-from ..flavours import BN_LIKE_TYPES, detect_flavour
+from ..flavours import bn_like_types, detect_flavour
 from ..fold.chains import BatchNormChain
 from ..graph import infer_blob_ranks
 from ..layers.learned import BiasParams, ScaleParams
@@ -67,7 +67,7 @@ def walk_chains(net: Net, flavour: str | None = None) -> list[BatchNormChain]:
     ranks = infer_blob_ranks(net)
     chains = []
     for layer in net.layers:
-        if layer.type not in BN_LIKE_TYPES:
+        if layer.type not in bn_like_types():
             continue
         rank = ranks.get((layer.bottoms[0], _writer(net, layer))) if layer.bottoms else None
         try:
