@@ -65,3 +65,42 @@ def test_chain_layers_without_weights_are_not_called_unneeded(tmp_path: Path) ->
     chain_layers = {n for row in report["chains"] for n in (row["batch_norm"], row["scale"])}
     assert chain_layers and not chain_layers & set(report["missing_weights"])
     assert all(not row["convertible"] for row in report["chains"])
+
+
+def test_undecodable_layer_parameters_are_never_silent(tmp_path: Path) -> None:
+    """A caffemodel-only net whose layer parameters do not decode (a fork's clashing field
+    numbers): inspect warns, convert refuses naming the layer, and with the prototxt it works."""
+    from bnconvert._proto import caffe_pb2
+
+    case = DATA / "caffe" / "bn_scale_bias"
+    model = caffe_pb2.NetParameter.FromString((case / "model.caffemodel").read_bytes())
+    conv = next(layer for layer in model.layer if layer.type == "Convolution")
+    raw = bytearray(model.SerializeToString())
+    broken = tmp_path / "broken.caffemodel"
+    # Append a truncated convolution_param (field 106) to the convolution layer's bytes.
+    layer_bytes = conv.SerializeToString()
+    start = bytes(raw).index(layer_bytes)
+    patched = layer_bytes + b"\xd2\x06\x01\x08"  # convolution_param {field 1, no value}
+    from bnconvert.read.wire import encode_varint
+
+    old_header = b"\xa2\x06" + encode_varint(len(layer_bytes))  # field 100, its length
+    new_header = b"\xa2\x06" + encode_varint(len(patched))
+    head = start - len(old_header)
+    assert bytes(raw[head:start]) == old_header
+    broken.write_bytes(bytes(raw[:head]) + new_header + patched + bytes(raw[start +
+                                                                            len(layer_bytes):]))
+    runner = CliRunner()
+    shown = runner.invoke(main, ["inspect", str(broken)])
+    assert shown.exit_code == 0, shown.output
+    assert f"warning: not read faithfully: layer {conv.name!r} (Convolution): parameters not " \
+           "decoded" in shown.output
+    out = tmp_path / "out.pt"
+    refused = runner.invoke(main, ["convert", str(broken), "-o", str(out)])
+    assert refused.exit_code == 1 and not out.exists()
+    assert refused.stderr.startswith(
+        f"bnconvert: error: {broken}: the net's definition in the caffemodel was not read "
+        f"faithfully (layer {conv.name!r} (Convolution): parameters not decoded")
+    assert refused.stderr.rstrip().endswith("pass the prototxt too")
+    ok = runner.invoke(main, ["convert", str(case / "deploy.prototxt"), str(broken), "-o",
+                              str(out)])
+    assert ok.exit_code == 0 and out.exists()
