@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..fold.checks import BlobLayout
 from ..read.net import Layer
 from .base import Flavour, flavour
 from .bvlc import (
@@ -19,6 +20,7 @@ from .bvlc import (
     fused_relu_notes,
     global_stats_reason,
     nvidia_hint,
+    scaled_layout,
 )
 
 if TYPE_CHECKING:
@@ -48,6 +50,11 @@ class Intel(Flavour):
     def fused_affine(self, layer: Layer) -> bool:
         return layer.blobs is not None and len(layer.blobs) > 3
 
+    def layout(self, layer: Layer) -> BlobLayout:
+        count = 5 if blob_count(layer) == 5 else 4
+        affine = ((3, "gamma (blob 3)"), (4, "beta (blob 4)"))[:count - 3]
+        return scaled_layout("mean·s, variance·s, s, gamma[, beta]", count, affine)
+
     def eps(self, layer: Layer) -> float:
         return batch_norm_params(layer).eps
 
@@ -70,9 +77,8 @@ class Intel(Flavour):
         blobs = fb.expect_blobs(net, bn, 5 if count == 5 else 4,
                                 "mean·s, variance·s, s, gamma[, beta]")
         stats = fb.scaled_statistics(net, chain, options, self, blobs[:3])
-        gamma = fb.per_channel(net, bn, blobs[3], "gamma (blob 3)", stats.channels)
-        beta = fb.per_channel(net, bn, blobs[4], "beta (blob 4)", stats.channels) \
-            if count == 5 else None
+        gamma = fb.vector(blobs[3])
+        beta = fb.vector(blobs[4]) if count == 5 else None
         weight, bias = fold_affine(gamma, beta, None, stats.channels)
         return fb.make_record(chain, stats, weight, bias, self)
 
