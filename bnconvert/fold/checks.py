@@ -9,8 +9,8 @@ after these checks and trusts them.
 
 from __future__ import annotations
 
+import array
 import math
-import struct
 from dataclasses import dataclass
 
 from ..errors import BlobError, MissingLayerError, NumericError
@@ -20,8 +20,6 @@ from ..read.net import Layer, Net
 
 __all__ = ["BlobLayout", "where", "expect_blobs", "check_vector", "check_chain",
            "effective_eps", "clamped"]
-
-_F32 = struct.Struct("<f")
 
 
 @dataclass(frozen=True)
@@ -91,7 +89,8 @@ def check_vector(net: Net, layer: Layer, blob: BlobRef, what: str,
 
 
 def _f32(value: float) -> float:
-    return float(_F32.unpack(_F32.pack(value))[0])
+    """``value`` rounded to float32 (too large: ±inf, as a C cast)."""
+    return array.array("f", [value])[0]
 
 
 def clamped(eps: float, floor: float = 1e-5) -> float:

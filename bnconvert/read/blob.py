@@ -96,7 +96,7 @@ class BlobRef:
             chunk.frombytes(raw)
             if sys.byteorder == "big":
                 chunk.byteswap()
-            out.extend(chunk)  # doubles are cast to float32 (out of range: inf), as Caffe does
+            out.fromlist(chunk.tolist())  # doubles cast to float32 (too large: inf), as Caffe
         return out.tolist()
 
     def values(self) -> np.ndarray:
