@@ -203,7 +203,11 @@ def convert_net(net: Net, output: PathLike, options: ConvertOptions | None = Non
                 **settings: Any) -> Conversion:
     """Fold an already loaded net and write it (see ``convert``)."""
     options = ConvertOptions.from_settings(options, **settings)
-    records = tuple(fold_net(net, options.fold))
+    records: tuple[ConvertedLayer, ...] = tuple(fold_net(net, options.fold))
+    if writer_for(Path(output), options.fmt)[0] == "t7":
+        from .fold.continuation import for_torch7
+
+        records = for_torch7(records)  # Torch7 has no cumulative average: say what it gets
     sources = {"prototxt": net.prototxt, "caffemodel": net.caffemodel}
     manifest = save(records, output, options, sources=sources)
     return Conversion(records, net, Path(output), manifest)

@@ -23,6 +23,7 @@ from .bvlc import (
 
 if TYPE_CHECKING:
     from ..fold.chains import BatchNormChain
+    from ..fold.momentum import Continuation
     from ..fold.options import FoldOptions
     from ..read.net import Net
     from ..records import FoldedBatchNorm
@@ -38,6 +39,7 @@ class Intel(Flavour):
     id = "intel"
     title = "Intel Caffe BatchNorm (merged Scale)"
     layer_type = "BatchNorm"
+    running_average = "scale-factor"
 
     def claims(self, layer: Layer) -> bool:
         from .nvcaffe import digits_layout
@@ -59,6 +61,11 @@ class Intel(Flavour):
 
     def scale_factor(self, layer: Layer) -> float | None:
         return Bvlc().scale_factor(layer)
+
+    def continuation(self, layer: Layer, scale_factor: float | None,
+                     where: str = "") -> Continuation:
+        """BVLC's update of blobs 0-2 (Intel's MKL engines keep it): ``continue_caffe``."""
+        return Bvlc().continuation(layer, scale_factor, where)
 
     def fold(self, net: Net, chain: BatchNormChain, options: FoldOptions) -> FoldedBatchNorm:
         """BVLC's statistics from blobs 0-2; weight = gamma (blob 3), bias = beta (blob 4)."""

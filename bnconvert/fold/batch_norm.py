@@ -15,6 +15,7 @@ from ..read.blob import BlobRef
 from ..read.net import Layer, Net
 from ..records import ChainLayers, FoldedBatchNorm
 from .chains import BatchNormChain
+from .continuation import attach_continuation
 from .numeric import clamp_eps, fold_affine, fold_running_stats, identity_affine
 from .options import FoldOptions
 
@@ -203,7 +204,8 @@ def fold_batch_norm_chain(net: Net, chain: BatchNormChain,
                                     f"{chain.flavour} BN layer")
     record = flavour.fold(net, chain, options)
     _check_producer_channels(net, chain, record.channels)
-    return record
+    return attach_continuation(record, chain.batch_norm, flavour, options.momentum,
+                               where(net, chain.batch_norm))
 
 
 def _check_producer_channels(net: Net, chain: BatchNormChain, channels: int) -> None:

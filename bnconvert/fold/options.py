@@ -22,3 +22,4 @@ class FoldOptions:
     strict: bool = False
     clamp_eps: bool = False
     flavour: str | None = None
+    momentum: str | float = "caffe"
