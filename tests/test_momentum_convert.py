@@ -230,3 +230,51 @@ def test_pspnet_bn_not_frozen_continues_with_one_minus_its_momentum(bn_param: st
     mu = 0.95 if "0.95" in bn_param else 0.9
     assert entry["momentum"] == float(np.float32(1) - np.float32(mu))
     assert entry["momentum_exact"] == exact and entry["moving_average_fraction"] is None
+
+
+def test_api_refuses_a_bad_momentum_before_writing(tmp_path: Path) -> None:
+    import bnconvert
+    from bnconvert.errors import BnConvertError
+
+    folder = TRAIN / "long_trained"
+    with pytest.raises(BnConvertError, match=r"^--momentum: expected 'caffe', 'default' or a "
+                                             r"number in \[0, 1\], got 'fast'$"):
+        bnconvert.convert(folder / "deploy.prototxt", folder / "model.caffemodel",
+                          tmp_path / "bn.pt", momentum="fast")
+    assert list(tmp_path.iterdir()) == []
+    done = bnconvert.convert(folder / "deploy.prototxt", folder / "model.caffemodel",
+                             tmp_path / "bn.pt", momentum=0.25)
+    assert done.records[0].momentum == 0.25
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"kind": "scale"}, "manifest entry 'bn1' is a 'scale', not a batch_norm"),
+    ({"module": "Linear"}, "manifest entry 'bn1': module 'Linear' is not BatchNorm1d, "
+                           "BatchNorm2d or BatchNorm3d"),
+    ({"moving_average_fraction": None}, "manifest entry 'bn1': bn_train='caffe' needs "
+                                        "moving_average_fraction and scale_factor; reconvert "
+                                        "with this bnconvert"),
+])
+def test_bn_train_refuses_entries_it_cannot_build(change: dict, message: str,
+                                                  tmp_path: Path) -> None:
+    from bnconvert.errors import BnConvertError
+
+    entry = {**convert(TRAIN / "fc_2d", tmp_path / "bn.pt"), **change}
+    with pytest.raises(BnConvertError) as error:
+        caffe_batch_norm_from_entry(entry)
+    assert str(error.value) == message
+
+
+def test_bn_train_on_an_old_manifest_entry(tmp_path: Path) -> None:
+    """An entry without the train-mode fields (bnconvert before #15): plain module with
+    PyTorch's 0.1; bn_train='caffe' asks for a reconversion."""
+    from bnconvert.errors import BnConvertError
+
+    entry = convert(TRAIN / "fc_2d", tmp_path / "bn.pt")
+    old = {k: v for k, v in entry.items() if k not in (
+        "momentum", "num_batches_tracked", "moving_average_fraction", "running_average",
+        "momentum_exact", "momentum_note")}
+    module = batch_norm_from_entry(old)
+    assert type(module) is torch.nn.BatchNorm1d and module.momentum == 0.1
+    with pytest.raises(BnConvertError, match="does not say how Caffe averaged"):
+        caffe_batch_norm_from_entry(old)
