@@ -204,8 +204,7 @@ def fold_batch_norm_chain(net: Net, chain: BatchNormChain,
                                     f"{chain.flavour} BN layer")
     record = flavour.fold(net, chain, options)
     _check_producer_channels(net, chain, record.channels)
-    return attach_continuation(record, chain.batch_norm, flavour, options.momentum,
-                               where(net, chain.batch_norm))
+    return attach_continuation(record, chain.batch_norm, flavour, options.momentum)
 
 
 def _check_producer_channels(net: Net, chain: BatchNormChain, channels: int) -> None:

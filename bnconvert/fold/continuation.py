@@ -9,50 +9,72 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from ..errors import NumericError
 from ..flavours import Flavour
 from ..layers.normalization import BatchNormParams
 from ..read.net import Layer
 from ..records import ConvertedLayer, FoldedBatchNorm
-from .momentum import Continuation, choose_momentum, parse_momentum_option
+from .momentum import (
+    TORCH_DEFAULT_MOMENTUM,
+    Continuation,
+    choose_momentum,
+    parse_momentum_option,
+)
 
 __all__ = ["attach_continuation", "torch7_momentum", "for_torch7"]
 
 
 def attach_continuation(record: FoldedBatchNorm, layer: Layer, flavour: Flavour,
-                        momentum: str | float = "caffe", where: str = "") -> FoldedBatchNorm:
+                        momentum: str | float = "caffe") -> FoldedBatchNorm:
     """The record with its momentum, ``num_batches_tracked`` and averaging facts filled in.
+
+    An averaging parameter no momentum can continue (``moving_average_fraction`` outside
+    [0, 1]) does not stop the conversion (eval mode is exact regardless): the BN keeps
+    PyTorch's 0.1, with a warning under ``--momentum caffe``.
 
     Args:
         record: the folded BN (its ``scale_factor`` is blob 2 where the layout has one).
         layer: its Caffe BN layer; flavour: the flavour that folded it.
         momentum: ``--momentum``: ``"caffe"``, ``"default"`` or a number in [0, 1].
-        where: file and layer, to prefix error messages.
 
     Returns:
         A copy of the record.
 
     Raises:
-        BnConvertError: a bad ``momentum`` option; NumericError: an averaging parameter out
-            of range (see ``Flavour.continuation``).
+        BnConvertError: a bad ``momentum`` option.
 
     Example:
         >>> attach_continuation(record, layer, flavour).momentum  # doctest: +SKIP
         0.0010000176
     """
     option = parse_momentum_option(str(momentum))
-    plan = flavour.continuation(layer, record.scale_factor, where)
+    plan, warnings = _continuation(record, layer, flavour)
     chosen, tracked = choose_momentum(option, plan)
     params = layer.params
     maf = params.moving_average_fraction if isinstance(params, BatchNormParams) else None
     exact, note = plan.exact, plan.note
     if option.mode != "caffe" and exact != "nothing to continue":
-        exact, note = "approximate", _chosen_note(str(momentum), plan)
+        exact, note, warnings = "approximate", _chosen_note(str(momentum), plan), ()
     return replace(record, momentum=chosen, num_batches_tracked=tracked,
                    moving_average_fraction=maf, running_average=flavour.running_average,
-                   momentum_exact=exact, momentum_note=note)
+                   momentum_exact=exact, momentum_note=note,
+                   warnings=(*record.warnings, *warnings))
+
+
+def _continuation(record: FoldedBatchNorm, layer: Layer,
+                  flavour: Flavour) -> tuple[Continuation, tuple[str, ...]]:
+    """The flavour's continuation, or PyTorch's default with a warning where none exists."""
+    try:
+        return flavour.continuation(layer, record.scale_factor, layer.name), ()
+    except NumericError as exc:
+        note = (f"{exc}; the converted BN keeps PyTorch's default momentum "
+                f"{TORCH_DEFAULT_MOMENTUM} (eval mode is unaffected)")
+        return Continuation(TORCH_DEFAULT_MOMENTUM, 0, "approximate", note), (note,)
 
 
 def _chosen_note(option: str, plan: Continuation) -> str:
+    if plan.exact == "approximate" and plan.momentum == TORCH_DEFAULT_MOMENTUM:
+        return f"--momentum {option}: {plan.note}"
     caffe = "None (cumulative)" if plan.momentum is None else f"{plan.momentum:.9g}"
     return (f"--momentum {option}: does not continue Caffe's running averages (the momentum "
             f"that does is {caffe})")
