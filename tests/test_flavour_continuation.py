@@ -54,14 +54,15 @@ def test_nvidia_uses_one_minus_maf_by_engine(engine: str, exact: str, tmp_path: 
     assert record.momentum_exact == exact and record.num_batches_tracked == 0
 
 
-def test_yjxiong_engine_decoded_from_the_caffemodel_alone(tmp_path: Path) -> None:
-    """bn_param.engine = 6 in the fork's schema: CUDNN (2) makes the momentum exact."""
+def test_yjxiong_cudnn_engine_makes_the_momentum_exact(tmp_path: Path) -> None:
+    """The fork's cuDNN engine accumulates the unbiased variance with factor 1 − momentum."""
     blobs = [blob([1.0, 1.0, 1.0]), blob([0.0, 0.0, 0.0]), blob([0.1, 0.2, 0.3]),
              blob([1.0, 2.0, 3.0])]
     prototxt, model = fork_net(tmp_path, "BN", blobs, "bn_param { momentum: 0.8 engine: CUDNN }")
-    (with_prototxt,) = load_batch_norms(prototxt, model)
-    assert with_prototxt.momentum == float(F32(1) - F32(0.8))
-    assert with_prototxt.momentum_exact == "every step"
+    (record,) = load_batch_norms(prototxt, model)
+    assert record.flavour == "yjxiong" and record.running_average == "fixed-factor"
+    assert record.momentum == float(F32(1) - F32(0.8))
+    assert record.momentum_exact == "every step" and record.moving_average_fraction is None
 
 
 def test_a_bad_engine_is_refused(tmp_path: Path) -> None:
