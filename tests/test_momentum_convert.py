@@ -278,3 +278,12 @@ def test_bn_train_on_an_old_manifest_entry(tmp_path: Path) -> None:
     assert type(module) is torch.nn.BatchNorm1d and module.momentum == 0.1
     with pytest.raises(BnConvertError, match="does not say how Caffe averaged"):
         caffe_batch_norm_from_entry(old)
+
+
+def test_projects_t7_loader_reads_the_momentum(tmp_path: Path) -> None:
+    from bnconvert.write.t7 import read_t7_batch_norms
+
+    entry = convert(TRAIN / "fc_2d", tmp_path / "bn.t7")
+    (module,) = read_t7_batch_norms(tmp_path / "bn.t7").values()
+    assert module["momentum"] == entry["momentum"] == torch7_module(tmp_path / "bn.t7")[
+        b"momentum"]

@@ -167,9 +167,9 @@ def read_t7_batch_norms(path: str | Path) -> dict[str, dict[str, Any]]:
         path: a ``.t7`` file (binary or ascii).
 
     Returns:
-        Per path: ``class_name``, ``version``, ``eps`` (float), ``affine`` (bool),
-        ``running_mean``, ``running_var``, ``weight``, ``bias`` (numpy; weight and bias None
-        when not affine).
+        Per path: ``class_name``, ``version``, ``eps`` (float), ``momentum`` (float, None when
+        absent), ``affine`` (bool), ``running_mean``, ``running_var``, ``weight``, ``bias``
+        (numpy; weight and bias None when not affine).
 
     Raises:
         ParseError: the file is malformed, or a module lacks a field Torch7 needs.
@@ -224,7 +224,9 @@ def _batch_norm_fields(module: T7Object, where: str, path: str) -> dict[str, Any
         running_var = np.power(std, std.dtype.type(-2)) + std.dtype.type(-eps)
     else:
         running_var = tensor("running_var")
+    momentum = fields.get("momentum")
     return {"class_name": module.class_name, "version": module.version, "eps": eps,
-            "affine": affine, "running_mean": tensor("running_mean"),
+            "momentum": momentum if isinstance(momentum, float) else None, "affine": affine,
+            "running_mean": tensor("running_mean"),
             "running_var": running_var, "weight": tensor("weight") if affine else None,
             "bias": tensor("bias") if affine else None}
