@@ -142,18 +142,15 @@ def load_batch_norms(prototxt: PathLike | None, caffemodel: PathLike,
 
 def whole_net(net: Net, fold: str = "keep", options: FoldOptions | None = None,
               skip_unknown: bool = False) -> list[ConvertedLayer]:
-    """Every layer of ``net`` with learned blobs as records (see ``load_weights``).
+    """Every layer of ``net`` with learned blobs as records (see ``load_weights``); empty for a
+    net without learned layers.
 
     Raises:
-        BnConvertError: see ``convert.convert_whole``; also a net without learned layers.
+        BnConvertError: see ``convert.convert_whole``.
     """
     from .convert import convert_whole
 
-    records = convert_whole(net, fold, options, skip_unknown)
-    if not records:
-        raise BnConvertError(f"{net.describe()}: no layers with learned blobs in the TEST-phase "
-                             "net; nothing to convert")
-    return records
+    return convert_whole(net, fold, options, skip_unknown)
 
 
 def load_weights(prototxt: PathLike | None, caffemodel: PathLike, *, fold: str = "keep",
@@ -257,6 +254,9 @@ def convert_net(net: Net, output: PathLike, options: ConvertOptions | None = Non
     options = ConvertOptions.from_settings(options, **settings)
     records = tuple(whole_net(net, options.bn_fold, options.fold, options.skip_unknown)
                     if options.whole else fold_net(net, options.fold))
+    if not records:
+        raise BnConvertError(f"{net.describe()}: no layers with learned blobs in the TEST-phase "
+                             "net; nothing to convert")
     sources = {"prototxt": net.prototxt, "caffemodel": net.caffemodel}
     manifest = save(records, output, options, sources=sources)
     return Conversion(records, net, Path(output), manifest)
