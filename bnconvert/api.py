@@ -148,7 +148,7 @@ def whole_net(net: Net, fold: str = "keep", options: FoldOptions | None = None,
     Raises:
         BnConvertError: see ``convert.convert_whole``.
     """
-    from .convert import convert_whole
+    from .whole import convert_whole
 
     return convert_whole(net, fold, options, skip_unknown)
 

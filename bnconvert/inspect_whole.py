@@ -1,7 +1,7 @@
 """``bnconvert inspect --whole``: one row per layer with learned blobs (and per layer a learned
 type needs weights for): its type, its blob shapes, and what ``convert --whole`` makes of it.
 Reads the layer types and the BN pairing only; never imports torch or numpy (the handlers of
-``bnconvert.convert`` do, so the table of what each type becomes is kept here, and
+``bnconvert.whole`` do, so the table of what each type becomes is kept here, and
 ``tests/test_convert_whole.py`` checks that it names every handled type)."""
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import bnconvert
-from bnconvert.convert.handlers import HANDLERS
 from bnconvert.inspect_whole import BECOMES
 from bnconvert.naming import key_for_layer_name
+from bnconvert.whole.handlers import HANDLERS
 from tests.caffe_files import CASE_IDS, CASES, arrays, definition, stored_blobs
 
 #: tensor names of each Caffe type's blobs, in blob order (the module's parameter names)

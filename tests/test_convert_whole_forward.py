@@ -121,7 +121,7 @@ def test_learned_layer_modules_reproduce_caffe(case: Path, name: str) -> None:
 def test_fused_deconvolution_with_groups() -> None:
     """Deconvolution's output channel is axis 1 of its weight within each group: the fused
     weights give conv_transpose(x)·m + b' for every output channel."""
-    from bnconvert.convert.fuse_numeric import fused_bias, fused_weight
+    from bnconvert.whole.fuse_numeric import fused_bias, fused_weight
 
     rng = np.random.default_rng(0)
     weight = rng.standard_normal((6, 2, 3, 3)).astype(np.float32)  # C_in 6, group 3, C_out 6

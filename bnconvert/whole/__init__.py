@@ -5,6 +5,7 @@ the layer before them (``fuse``, arithmetic in ``fuse_numeric``)."""
 
 from __future__ import annotations
 
+from .convert import FOLD_MODES, convert_whole, unknown_learned_layers
 from .records import (
     LEARNED_KINDS,
     BiasLayer,
@@ -18,7 +19,6 @@ from .records import (
     ScaleLayer,
     SkippedLayer,
 )
-from .whole import FOLD_MODES, convert_whole, unknown_learned_layers
 
 __all__ = ["convert_whole", "unknown_learned_layers", "FOLD_MODES", "LearnedLayer", "ConvLayer",
            "ConvTransposeLayer", "LinearLayer", "EmbedLayer", "PReLULayer", "ScaleLayer",

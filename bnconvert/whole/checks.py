@@ -22,6 +22,7 @@ from ..layers.learned import ConvolutionParams, InnerProductParams
 from ..layers.structure import InputParams
 from ..read.blob import BlobRef
 from ..read.net import Layer, Net
+from ..read.pages import release_pages
 
 __all__ = ["NetContext", "Expected", "checked_arrays", "check_finite", "input_channels",
            "input_rank", "CHANNEL_PRESERVING"]
@@ -108,7 +109,8 @@ def checked_arrays(net: Net, layer: Layer, expected: list[Expected],
 
 
 def check_finite(net: Net, layer: Layer, what: str, array: np.ndarray) -> None:
-    """Raise NumericError naming the first NaN/Inf of ``array`` (checked in chunks).
+    """Raise NumericError naming the first NaN/Inf of ``array`` (checked in chunks, whose
+    memory-mapped pages are released once checked).
 
     Raises:
         NumericError: a value is NaN or infinite.
@@ -117,6 +119,7 @@ def check_finite(net: Net, layer: Layer, what: str, array: np.ndarray) -> None:
     for start in range(0, flat.size, _CHUNK):
         chunk = flat[start:start + _CHUNK]
         if np.isfinite(chunk).all():  # the common case: one pass, no index
+            release_pages(chunk)  # read once: the pages need not stay resident
             continue
         bad = int(np.flatnonzero(~np.isfinite(chunk))[0])
         kind = "NaN" if np.isnan(chunk[bad]) else "Inf"
