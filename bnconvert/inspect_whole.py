@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .flavours import BN_LIKE_TYPES
+from .flavours import bn_like_types
 from .fold.chains import pair_batch_norm_chains
 from .naming import key_for_layer_name
 from .read.net import Layer, Net
@@ -52,7 +52,7 @@ def whole_table(net: Net, flavour: str | None = None) -> list[dict[str, Any]]:
                    for x in c.layers() if x is not c.batch_norm}
     rows = []
     for layer in net.layers:
-        if not layer.blobs and not (layer.learned or layer.type in BN_LIKE_TYPES):
+        if not layer.blobs and not (layer.learned or layer.type in bn_like_types()):
             continue
         shapes = [list(b.shape) for b in layer.blobs] if layer.blobs else None
         rows.append({"layer": layer.name, "type": layer.type, "blob_shapes": shapes,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import BlobError, MissingLayerError, NumericError
-from ..flavours import BN_LIKE_TYPES
+from ..flavours import bn_like_types
 from ..fold.batch_norm import where
 from ..graph import BlobGraph, Version
 from ..layers.learned import ConvolutionParams, InnerProductParams
@@ -31,7 +31,7 @@ __all__ = ["NetContext", "Expected", "checked_arrays", "check_finite", "input_ch
 CHANNEL_PRESERVING = frozenset({
     "ReLU", "PReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log", "Swish",
     "Clip", "ReLU6", "Threshold", "Dropout", "LRN", "Pooling", "MVN", "Scale", "Bias",
-    "Split"}) | BN_LIKE_TYPES
+    "Split"})
 _CONVOLUTIONS = frozenset({"Convolution", "Deconvolution", "CuDNNConvolution",
                            "ConvolutionDepthwise", "DepthwiseConvolution"})
 _CHUNK = 1 << 20  # values per finiteness check (keeps the temporary mask small)
@@ -154,7 +154,7 @@ def input_channels(ctx: NetContext, layer: Layer) -> int | None:
             return params.num_output if params.axis == 1 else None
         if producer.type == "Input" and isinstance(params, InputParams):
             return _input_layer_channels(producer, params, name)
-        if producer.type not in CHANNEL_PRESERVING:
+        if producer.type not in CHANNEL_PRESERVING | bn_like_types():
             return None
         inputs = ctx.graph.inputs[producer.index]
     return None

@@ -6,7 +6,7 @@ the Convolution/Deconvolution/InnerProduct whose output only it reads (``fuse``)
 from __future__ import annotations
 
 from ..errors import BnConvertError, UnsupportedLayerError
-from ..flavours import BN_LIKE_TYPES
+from ..flavours import bn_like_types
 from ..fold.batch_norm import fold_batch_norm_chain
 from ..fold.chains import ChainAnalysis, pair_batch_norm_chains
 from ..fold.options import FoldOptions
@@ -27,7 +27,7 @@ FOLD_MODES = ("keep", "fuse")
 def unknown_learned_layers(net: Net) -> list[Layer]:
     """Layers with blobs in the caffemodel that no handler and no BN flavour converts."""
     return [layer for layer in net.layers if layer.blobs and layer.type not in HANDLERS
-            and layer.type not in BN_LIKE_TYPES]
+            and layer.type not in bn_like_types()]
 
 
 def _check_net(net: Net, analysis: ChainAnalysis, fold: str) -> None:
