@@ -109,8 +109,8 @@ def _batch_norm(match: Match, tensors: CaffeTensors, spec: KeySpec,
     eps_caffe, eps_target = match.caffe.eps, match.target.eps
     if eps_caffe is not None and eps_target is not None and not same_eps(eps_caffe, eps_target):
         var = adapt_eps(var, eps_caffe, eps_target, match.caffe.name)
-        notes.append(f"eps {eps_caffe:g} -> {eps_target:g}: running_var + "
-                     f"{eps_caffe - eps_target:g}")
+        notes.append(f"eps {eps_caffe:.9g} -> {eps_target:.9g}: running_var + "
+                     f"{eps_caffe - eps_target:.9g}")
     values = {"running_mean": mean, "running_var": var}
     for name in match.target.shapes:
         if name in values or name in match.caffe.shapes:

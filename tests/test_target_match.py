@@ -1,0 +1,176 @@
+"""The structural matcher, ``--map`` files and the target state_dict on a user's own model
+(``tests/data/target/user_model.py``) against a small Caffe net."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bnconvert.errors import ParseError
+from bnconvert.read.net import load_net
+from bnconvert.target.caffe_side import caffe_units
+from bnconvert.target.mapfile import read_map, resolve_map
+from bnconvert.target.match import MatchError, match_units
+from bnconvert.target.state_dict import build_state_dict
+from bnconvert.target.torch_side import state_dict_spec, target_units, to_tensors
+
+DATA = Path(__file__).parent / "data" / "target"
+
+
+def _user_model(stem_bias: bool = False) -> torch.nn.Module:
+    spec = importlib.util.spec_from_file_location("user_model", DATA / "user_model.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.TwoBranchNet(stem_bias=stem_bias)
+
+
+def _caffe_tensors() -> dict[str, dict[str, np.ndarray]]:
+    """Synthetic Caffe-side tensors in PyTorch layout, shapes written from the prototxt."""
+    rng = np.random.default_rng(7)
+
+    def r(*shape: int) -> np.ndarray:
+        return rng.normal(size=shape).astype(np.float32)
+
+    return {"conv1": {"weight": r(8, 3, 3, 3), "bias": r(8)},
+            "bn1": {"running_mean": r(8), "running_var": rng.uniform(0.5, 2, 8).astype(np.float32),
+                    "weight": r(8), "bias": r(8)},
+            "conv_a": {"weight": r(4, 8, 1, 1), "bias": r(4)},
+            "conv_b": {"weight": r(4, 8, 1, 1), "bias": r(4)},
+            "fc": {"weight": r(10, 8), "bias": r(10)}}
+
+
+@pytest.fixture
+def caffe() -> tuple:
+    return caffe_units(load_net(DATA / "small_net.prototxt", None))
+
+
+def test_parallel_branches_of_one_shape_are_refused_with_both_sides(caffe) -> None:
+    matching = match_units(caffe, target_units(_user_model()))
+    assert [u.name for u in matching.unmatched_caffe] == ["conv_a", "conv_b", "fc"]
+    assert matching.ambiguous == {"conv_a": ("branch_a", "branch_b"),
+                                  "conv_b": ("branch_a", "branch_b")}
+    with pytest.raises(MatchError) as caught:
+        matching.require_complete()
+    assert str(caught.value) == (
+        "the Caffe net does not match the target model: 2 units matched; unmatched Caffe "
+        "layers: conv_a (conv weight 4x8x1x1 bias 4) [ambiguous: branch_a | branch_b], conv_b "
+        "(conv weight 4x8x1x1 bias 4) [ambiguous: branch_a | branch_b], fc (linear weight 10x? "
+        "bias 10); unmatched target modules: branch_a (conv weight 4x8x1x1 bias 4), branch_b "
+        "(conv weight 4x8x1x1 bias 4), head (conv weight 10x8x1x1 bias 10); give --map entries "
+        "(Caffe layer -> target module) for them")
+
+
+@pytest.mark.parametrize("entries", [{"conv_a": "branch_a", "conv_b": "branch_b."},
+                                     {"conv_(.)": r"branch_\1"}])
+def test_a_map_settles_it_and_the_rest_follows_by_structure(caffe, tmp_path, entries) -> None:
+    path = tmp_path / "map.json"
+    path.write_text(json.dumps(entries))
+    target = target_units(_user_model())
+    matching = match_units(caffe, target, resolve_map(read_map(path), caffe, target))
+    pairs = {m.caffe.name: (m.target.name, m.reshape, m.by_map) for m in matching.matches}
+    assert pairs == {"conv1": ("stem", False, False), "bn1": ("norm", False, False),
+                     "conv_a": ("branch_a", False, True), "conv_b": ("branch_b", False, True),
+                     "fc": ("head", True, False)}
+
+
+def _settled(caffe, model: torch.nn.Module):
+    target = target_units(model)
+    return match_units(caffe, target, resolve_map({"conv_(.)": r"branch_\1"}, caffe, target))
+
+
+def test_a_bias_with_no_batch_norm_right_after_is_refused(caffe) -> None:
+    model = _user_model(stem_bias=False)
+    with pytest.raises(MatchError) as caught:
+        build_state_dict(_settled(caffe, model), _caffe_tensors(), state_dict_spec(model))
+    assert str(caught.value) == (
+        "Caffe layer 'conv1' has a bias, target module 'stem' has none, and no BatchNorm reads "
+        "both outputs directly to absorb it: give the target module bias=True")
+
+
+def test_the_state_dict_loads_strictly_with_the_caffe_values(caffe) -> None:
+    model = _user_model(stem_bias=True)
+    tensors = _caffe_tensors()
+    mapped = build_state_dict(_settled(caffe, model), tensors, state_dict_spec(model))
+    model.load_state_dict(to_tensors(mapped.state_dict), strict=True)
+    state = model.state_dict()
+    np.testing.assert_array_equal(state["stem.bias"].numpy(), tensors["conv1"]["bias"])
+    np.testing.assert_array_equal(state["norm.running_var"].numpy(),
+                                  tensors["bn1"]["running_var"])
+    np.testing.assert_array_equal(state["branch_b.weight"].numpy(), tensors["conv_b"]["weight"])
+    np.testing.assert_array_equal(state["head.weight"].numpy(),
+                                  tensors["fc"]["weight"].reshape(10, 8, 1, 1))
+    assert mapped.adaptations() == ("head: weight reshaped (1x1 convolution <-> Linear)",)
+
+
+@pytest.mark.parametrize(("entries", "problem"), [
+    ({"nope": "stem"}, "--map entry 'nope': no Caffe layer of the net has this name or matches "
+                       "it as a regular expression"),
+    ({"conv1": "trunk"}, "--map entry 'conv1': the target model has no parametric module "
+                         "'trunk' (for Caffe layer 'conv1')"),
+    ({"conv1": "head"}, "--map entry 'conv1': Caffe conv1 (conv weight 8x3x3x3 bias 8) does not "
+                        "fit target head (conv weight 10x8x1x1 bias 10)"),
+    ({"conv_a": "branch_a", "conv_b": "branch_a"},
+     "--map entry 'conv_b': target module 'branch_a' is claimed by two Caffe layers"),
+])
+def test_wrong_map_entries_are_named(caffe, entries, problem) -> None:
+    target = target_units(_user_model())
+    with pytest.raises(MatchError) as caught:
+        resolve_map(entries, caffe, target)
+    assert str(caught.value) == problem
+
+
+def test_map_files_that_are_not_a_mapping_of_names_are_refused(tmp_path) -> None:
+    bad = tmp_path / "map.json"
+    bad.write_text('{"conv1": 3}')
+    with pytest.raises(ParseError, match="a map file holds one object of Caffe layer name"):
+        read_map(bad)
+    bad.write_text("{")
+    with pytest.raises(ParseError, match=r"map.json:1:2: not valid JSON"):
+        read_map(bad)
+    yaml_file = tmp_path / "map.yaml"
+    yaml_file.write_text("conv1: stem\n")
+    if importlib.util.find_spec("yaml") is None:
+        with pytest.raises(ParseError, match="reading a YAML map needs PyYAML"):
+            read_map(yaml_file)
+    else:
+        assert read_map(yaml_file) == {"conv1": "stem"}
+
+
+def test_bias_and_eps_fold_into_the_batch_norm_and_compute_what_caffe_did(tmp_path) -> None:
+    (tmp_path / "net.prototxt").write_text(
+        'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 '
+        'dim: 6 dim: 6 } } }\n'
+        'layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" convolution_param '
+        '{ num_output: 5 kernel_size: 3 } }\n'
+        'layer { name: "bn" type: "BatchNorm" bottom: "conv" top: "conv" batch_norm_param '
+        '{ eps: 0.001 } }\n'
+        'layer { name: "sc" type: "Scale" bottom: "conv" top: "conv" scale_param { bias_term: '
+        'true } }\n')
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3, bias=False), torch.nn.BatchNorm2d(5))
+    caffe = caffe_units(load_net(tmp_path / "net.prototxt", None))
+    matching = match_units(caffe, target_units(model)).require_complete()
+    rng = np.random.default_rng(3)
+    w, b = rng.normal(size=(5, 3, 3, 3)), rng.normal(size=5)
+    mean, var = rng.normal(size=5), rng.uniform(0.01, 0.1, size=5)
+    gamma, beta = rng.normal(size=5), rng.normal(size=5)
+    tensors = {"conv": {"weight": w, "bias": b},
+               "bn": {"running_mean": mean, "running_var": var, "weight": gamma, "bias": beta}}
+    mapped = build_state_dict(matching, tensors, state_dict_spec(model))
+    model.load_state_dict(to_tensors(mapped.state_dict), strict=True)
+    assert mapped.adaptations() == ("0: bias folded into 1.running_mean (running_mean - bias)",
+                                    "1: eps 0.00100000005 -> 1e-05: running_var + 0.000990000047")
+    x = rng.normal(size=(2, 3, 6, 6))
+    conv = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w),
+                                      torch.from_numpy(b)).numpy()
+    eps_caffe = float(np.float32(0.001))
+    expected = ((conv - mean[:, None, None]) / np.sqrt(var[:, None, None] + eps_caffe)
+                * gamma[:, None, None] + beta[:, None, None])
+    with torch.no_grad():
+        got = model.eval()(torch.from_numpy(x).float()).double().numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
