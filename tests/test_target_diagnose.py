@@ -68,7 +68,8 @@ def test_a_stride_moved_from_the_1x1_to_the_3x3_is_named() -> None:
     assert found.message() == (
         "target module '0': output shape 1x6x8x8 where Caffe's '0' has 1x6x4x4; stride "
         "placement: Caffe's '0' has stride 2x2 (1x1 kernel), the target's '0' has stride 1x1 "
-        "(1x1 kernel)")
+        "(1x1 kernel); stride placement: Caffe's '3' has stride 1x1 (3x3 kernel), the "
+        "target's '3' has stride 2x2 (3x3 kernel)")
 
 
 def test_pooling_rounding_is_named_at_the_next_module() -> None:

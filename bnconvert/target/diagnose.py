@@ -66,12 +66,15 @@ def _strides(matches: Sequence[Match]) -> list[str]:
             f"{geometry(m.target.stride, m.target.kernel)}" for m in moved]
 
 
-def _reasons(match: Match, before: Sequence[Match], shapes_differ: bool) -> tuple[str, ...]:
+def _reasons(ordered: Sequence[Match], position: int, shapes_differ: bool) -> tuple[str, ...]:
+    match, before = ordered[position], ordered[:position]
     previous = next((m.target.name for m in reversed(before) if _comparable(m)), None)
     between = f"between {previous!r} and {match.target.name!r}" if previous else \
         f"before {match.target.name!r}"
     if shapes_differ:
-        moved = _strides([*before, match])
+        moved = _strides(ordered[:position + 1])
+        if moved:  # where the stride went: the next convolution whose stride differs too
+            moved += _strides(ordered[position + 1:])[:1]
         return tuple(moved) or (f"pooling rounding or padding {between}: the same strides give "
                                 "a different spatial size (Caffe's pooling rounds up, "
                                 "PyTorch's rounds down unless ceil_mode=True)",)
@@ -105,9 +108,9 @@ def first_divergence(run_target: Forward, run_caffe: Forward, matching: Matching
         theirs = np.asarray(caffe_out[match.caffe.name], dtype=np.float64)
         if ours.size != theirs.size or (ours.shape != theirs.shape and not match.reshape):
             return Divergence(match.target.name, match.caffe.name, ours.shape, theirs.shape,
-                              None, _reasons(match, ordered[:position], True))
+                              None, _reasons(ordered, position, True))
         error = float(np.max(np.abs(ours.reshape(theirs.shape) - theirs), initial=0.0))
         if error > atol + rtol * float(np.max(np.abs(theirs), initial=0.0)):
             return Divergence(match.target.name, match.caffe.name, ours.shape, theirs.shape,
-                              error, _reasons(match, ordered[:position], False))
+                              error, _reasons(ordered, position, False))
     return None
