@@ -174,3 +174,20 @@ def test_bias_and_eps_fold_into_the_batch_norm_and_compute_what_caffe_did(tmp_pa
     with torch.no_grad():
         got = model.eval()(torch.from_numpy(x).float()).double().numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_map_onto_gives_the_loadable_weights_and_a_table() -> None:
+    from bnconvert.target.plan import map_onto
+
+    model = _user_model(stem_bias=True)
+    net = load_net(DATA / "small_net.prototxt", None)
+    with pytest.raises(MatchError, match="unmatched Caffe layers: conv_a"):
+        map_onto(model, net, _caffe_tensors())
+    mapping = map_onto(model, net, _caffe_tensors(), {"conv_(.)": r"branch_\1"})
+    model.load_state_dict(to_tensors(mapping.weights.state_dict), strict=True)
+    assert mapping.table()[-1] == {
+        "caffe_layers": ["fc"], "target": "head",
+        "keys": {"head.weight": [10, 8, 1, 1], "head.bias": [10]}, "matched_by": "structure",
+        "adaptations": ["weight reshaped (1x1 convolution <-> Linear)"]}
+    assert [row["matched_by"] for row in mapping.table()] == ["structure", "structure", "map",
+                                                              "map", "structure"]
