@@ -191,3 +191,50 @@ def test_map_onto_gives_the_loadable_weights_and_a_table() -> None:
         "adaptations": ["weight reshaped (1x1 convolution <-> Linear)"]}
     assert [row["matched_by"] for row in mapping.table()] == ["structure", "structure", "map",
                                                               "map", "structure"]
+
+
+class _Branchy(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) if x.sum() > 0 else x
+
+
+class _Shared(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.conv(x))
+
+
+def test_untraceable_targets_are_refused_with_the_reason() -> None:
+    from bnconvert.target.torch_side import TargetTraceError
+
+    with pytest.raises(TargetTraceError, match=r"^cannot trace the target model \(TraceError: "
+                                               r".*\): give a --map entry for every layer$"):
+        target_units(_Branchy())
+    with pytest.raises(TargetTraceError) as caught:
+        target_units(_Shared())
+    assert str(caught.value) == ("the target model calls conv more than once (shared weights): "
+                                 "a Caffe layer maps onto one call")
+
+
+def test_a_custom_parametric_module_is_one_unit_of_its_own_tensors() -> None:
+    class Affine(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gain = torch.nn.Parameter(torch.ones(3))
+            self.inner = torch.nn.Conv2d(3, 3, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(x) * self.gain[:, None, None]
+
+    model = torch.nn.Sequential(Affine())
+    units = target_units(model)
+    assert [(u.name, u.kind, dict(u.shapes)) for u in units] == [
+        ("0", "other:Affine", {"gain": (3,)}),
+        ("0.inner", "conv", {"weight": (3, 3, 1, 1), "bias": (3,)})]

@@ -14,7 +14,7 @@ from ..errors import BnConvertError
 from .units import NET_INPUT, Shape, Unit
 
 __all__ = ["TargetTraceError", "target_units", "parametric_modules", "module_kind",
-           "state_dict_spec", "to_tensors"]
+           "state_dict_spec", "to_tensors", "own_state"]
 
 _KINDS: tuple[tuple[type[nn.Module], str], ...] = (
     (nn.modules.conv._ConvTransposeNd, "deconv"), (nn.modules.conv._ConvNd, "conv"),
@@ -41,16 +41,18 @@ def module_kind(module: nn.Module) -> str:
     return f"other:{type(module).__name__}"
 
 
+def own_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The module's own parameters and persistent buffers (not its children's), by name."""
+    skip = getattr(module, "_non_persistent_buffers_set", set())
+    found = dict(module.named_parameters(recurse=False))
+    found.update((n, b) for n, b in module.named_buffers(recurse=False) if n not in skip)
+    return found
+
+
 def parametric_modules(model: nn.Module) -> dict[str, nn.Module]:
     """Modules holding parameters or persistent buffers themselves, by qualified name."""
-    found: dict[str, nn.Module] = {}
-    for name, module in model.named_modules():
-        own = module.state_dict(keep_vars=True).keys() if not list(module.children()) else \
-            [n for n, _ in module.named_parameters(recurse=False)] + \
-            [n for n, _ in module.named_buffers(recurse=False)]
-        if name and any(own):
-            found[name] = module
-    return found
+    return {name: module for name, module in model.named_modules()
+            if name and own_state(module)}
 
 
 class _Tracer(fx.Tracer):
@@ -63,7 +65,7 @@ class _Tracer(fx.Tracer):
 
 
 def _unit(index: int, name: str, module: nn.Module) -> Unit:
-    shapes: dict[str, Shape] = {k: tuple(v.shape) for k, v in module.state_dict().items()
+    shapes: dict[str, Shape] = {k: tuple(v.shape) for k, v in own_state(module).items()
                                 if k != "num_batches_tracked"}
     kernel = tuple(getattr(module, "kernel_size", ())) if module_kind(module) == "conv" else ()
     stride = tuple(getattr(module, "stride", ())) if kernel else ()
