@@ -43,8 +43,8 @@ def module_kind(module: nn.Module) -> str:
 
 def own_state(module: nn.Module) -> dict[str, torch.Tensor]:
     """The module's own parameters and persistent buffers (not its children's), by name."""
-    skip = getattr(module, "_non_persistent_buffers_set", set())
-    found = dict(module.named_parameters(recurse=False))
+    skip: set[str] = getattr(module, "_non_persistent_buffers_set", set())
+    found: dict[str, torch.Tensor] = dict(module.named_parameters(recurse=False))
     found.update((n, b) for n, b in module.named_buffers(recurse=False) if n not in skip)
     return found
 
