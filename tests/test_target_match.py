@@ -238,3 +238,29 @@ def test_a_custom_parametric_module_is_one_unit_of_its_own_tensors() -> None:
     assert [(u.name, u.kind, dict(u.shapes)) for u in units] == [
         ("0", "other:Affine", {"gain": (3,)}),
         ("0.inner", "conv", {"weight": (3, 3, 1, 1), "bias": (3,)})]
+
+
+_BN_NET = ('layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 2 '
+           'dim: 3 dim: 3 } } }\n'
+           'layer { name: "bn" type: "BatchNorm" bottom: "data" top: "data" }\n')
+
+
+@pytest.mark.parametrize(("scale", "caffe_names", "filled"), [
+    ("", ("running_mean", "running_var"),
+     ("weight set to ones (the Caffe chain has no Scale)",
+      "bias set to zeros (the Caffe chain has no bias term)")),
+    ('layer { name: "sc" type: "Scale" bottom: "data" top: "data" }\n',
+     ("running_mean", "running_var", "weight"),
+     ("bias set to zeros (the Caffe chain has no bias term)",)),
+])
+def test_missing_affine_parts_are_filled_exactly(tmp_path, scale, caffe_names, filled) -> None:
+    (tmp_path / "net.prototxt").write_text(_BN_NET + scale)
+    caffe = caffe_units(load_net(tmp_path / "net.prototxt", None))
+    assert tuple(caffe[0].shapes) == caffe_names
+    model = torch.nn.Sequential(torch.nn.BatchNorm2d(2))
+    tensors = {"bn": {n: np.full(2, 0.5, np.float32) for n in caffe_names}}
+    mapped = build_state_dict(match_units(caffe, target_units(model)), tensors,
+                              state_dict_spec(model))
+    assert tuple(a.split(": ", 1)[1] for a in mapped.adaptations()) == filled
+    expected_bias = np.zeros(2, np.float32)
+    np.testing.assert_array_equal(mapped.state_dict["0.bias"], expected_bias)

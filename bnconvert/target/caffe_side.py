@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..errors import UnsupportedLayerError
-from ..flavours import detect_flavour
+from ..flavours import flavour_by_id
 from ..fold.chains import BatchNormChain, pair_batch_norm_chains
 from ..graph import BlobGraph, Version, infer_blob_ranks
 from ..layers.learned import (
@@ -16,6 +15,7 @@ from ..layers.learned import (
     EmbedParams,
     InnerProductParams,
     PReLUParams,
+    ScaleParams,
     per_axis,
 )
 from ..layers.structure import ConcatParams, InputParams
@@ -130,16 +130,26 @@ def _layer_unit(layer: Layer, index: int, c_in: int | None, rank: int | None) ->
                 layers=(layer.name,))
 
 
-def _chain_unit(chain: BatchNormChain, index: int, c_in: int | None,
-                flavour: str | None) -> Unit:
+def _affine_names(chain: BatchNormChain) -> tuple[str, ...]:
+    """The affine tensors the chain carries: weight (and bias) from a Scale (and its bias term
+    or a Bias layer), or both from a BN that fuses them (NVIDIA's scale_bias, the fork BNs)."""
+    found = flavour_by_id(chain.flavour)
+    if found is not None and found.fused_affine(chain.batch_norm):
+        return ("weight", "bias")
+    if chain.scale is None:
+        return ()
+    params = chain.scale.params
+    has_bias = chain.bias is not None or (isinstance(params, ScaleParams) and params.bias_term)
+    return ("weight", "bias") if has_bias else ("weight",)
+
+
+def _chain_unit(chain: BatchNormChain, index: int, c_in: int | None) -> Unit:
     layer = chain.batch_norm
     blobs = _blob_shapes(layer)
     channels = blobs[0][-1] if blobs and blobs[0] else c_in
-    names = ("running_mean", "running_var") + (("weight", "bias") if chain.scale else ())
-    try:
-        eps = detect_flavour(layer, flavour).eps(layer)
-    except UnsupportedLayerError:  # an unrecognized BN: no eps to compare (convert reports it)
-        eps = None
+    names = ("running_mean", "running_var") + _affine_names(chain)
+    found = flavour_by_id(chain.flavour)
+    eps = found.eps(layer) if found is not None else None
     return Unit(index, layer.name, "batch_norm", {n: (channels,) for n in names}, eps=eps,
                 layers=tuple(x.name for x in chain.layers()))
 
@@ -172,7 +182,7 @@ def caffe_units(net: Net, flavour: str | None = None) -> tuple[Unit, ...]:
         first = graph.inputs[layer.index][0] if graph.inputs[layer.index] else None
         c_in = channels.get(first) if first else None
         rank = ranks.get(first) if first else None
-        unit = (_chain_unit(chain, index, c_in, flavour) if chain
+        unit = (_chain_unit(chain, index, c_in) if chain
                 else _layer_unit(layer, index, c_in, rank))
         owner.update({x.index: index for x in (chain.layers() if chain else (layer,))})
         units.append(unit)

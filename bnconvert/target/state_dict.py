@@ -118,8 +118,8 @@ def _batch_norm(match: Match, tensors: CaffeTensors, spec: KeySpec,
         else:
             shape, dtype = spec[f"{match.target.name}.{name}"]
             out[name] = (np.ones if name == "weight" else np.zeros)(shape, dtype)
-            notes.append(f"{name} set to {'ones' if name == 'weight' else 'zeros'} "
-                         "(Caffe's BatchNorm has no Scale)")
+            notes.append(f"{name} set to {'ones' if name == 'weight' else 'zeros'} (the Caffe "
+                         f"chain has no {'Scale' if name == 'weight' else 'bias term'})")
     return out, notes
 
 
