@@ -264,3 +264,31 @@ def test_missing_affine_parts_are_filled_exactly(tmp_path, scale, caffe_names, f
     assert tuple(a.split(": ", 1)[1] for a in mapped.adaptations()) == filled
     expected_bias = np.zeros(2, np.float32)
     np.testing.assert_array_equal(mapped.state_dict["0.bias"], expected_bias)
+
+
+class _TwoLookalikes(torch.nn.Module):
+    """Two branches whose first convolutions are alike; only what follows tells them apart."""
+
+    def __init__(self, deep_first: bool) -> None:
+        super().__init__()
+        self.deep_first = deep_first
+        self.stem = torch.nn.Conv2d(3, 8, 1)
+        self.deep_in = torch.nn.Conv2d(8, 4, 1)
+        self.deep_out = torch.nn.Conv2d(4, 6, 3, padding=1)
+        self.flat = torch.nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        if self.deep_first:
+            deep = self.deep_out(self.deep_in(x))
+            return torch.cat([deep, self.flat(x)], 1)
+        flat = self.flat(x)
+        return torch.cat([self.deep_out(self.deep_in(x)), flat], 1)
+
+
+def test_lookalike_branches_are_told_apart_by_what_follows() -> None:
+    caffe_like, target = target_units(_TwoLookalikes(True)), target_units(_TwoLookalikes(False))
+    assert [u.name for u in target] == ["stem", "flat", "deep_in", "deep_out"]
+    matching = match_units(caffe_like, target).require_complete()
+    assert {m.caffe.name: m.target.name for m in matching.matches} == {
+        "stem": "stem", "deep_in": "deep_in", "deep_out": "deep_out", "flat": "flat"}

@@ -23,6 +23,7 @@ CORPUS = Path(__file__).parent / "data" / "corpus"
 RESNET50 = "KaimingHe__deep-residual-networks__prototxt__ResNet-50-deploy.adapted.prototxt"
 VGG16BN = "soeaver__caffe-model__cls__vgg__deploy_vgg16bn-pytorch.adapted.prototxt"
 DENSENET121 = "shicai__DenseNet-Caffe__DenseNet_121.adapted.prototxt"
+SHUFFLENET2 = "farmingyard__ShuffleNet__shufflenet_v2_1x_deploy.adapted.prototxt"
 MOBILENET2 = "shicai__MobileNet-Caffe__mobilenet_v2_deploy.adapted.prototxt"
 
 #: InnerProduct input sizes a prototxt alone does not tell, written out: channels x H x W of the
@@ -131,3 +132,14 @@ def test_mobilenet_v2_is_refused_it_has_an_extra_expansion_in_its_first_block() 
                                          r"units matched; unmatched Caffe layers: "
                                          r"conv2_1/expand \(conv weight 32x32x1x1\)"):
         matching.require_complete()
+
+
+def test_shufflenet_v2_maps_its_fork_depthwise_convolutions() -> None:
+    model = _build("shufflenet_v2_x1_0")
+    caffe, matching = _matching(SHUFFLENET2, model)
+    assert matching.complete and len(matching.matches) == 113
+    pairs = _pairs(matching)
+    assert {k: pairs[k] for k in ("branch1_1_conv1", "branch1_1_conv2", "branch1_2_conv1")} == {
+        "branch1_1_conv1": "stage2.0.branch1.0", "branch1_1_conv2": "stage2.0.branch1.2",
+        "branch1_2_conv1": "stage2.0.branch2.0"}
+    _loaded(model, caffe, matching)

@@ -18,7 +18,7 @@ from ..layers.learned import (
     ScaleParams,
     per_axis,
 )
-from ..layers.structure import ConcatParams, InputParams
+from ..layers.structure import ConcatParams, InputParams, SliceParams
 from ..read.net import Layer, Net
 from .units import NET_INPUT, Shape, Unit
 
@@ -28,6 +28,9 @@ _KIND_BY_TYPE = {"Convolution": "conv", "CuDNNConvolution": "conv",
                  "ConvolutionDepthwise": "conv", "DepthwiseConvolution": "conv",
                  "Deconvolution": "deconv", "InnerProduct": "linear", "PReLU": "prelu",
                  "Scale": "scale", "Bias": "bias", "Embed": "embed"}
+
+#: fork convolution types that are depthwise (one group per input channel)
+_DEPTHWISE = ("ConvolutionDepthwise", "DepthwiseConvolution")
 
 
 def infer_channels(net: Net) -> dict[Version, int | None]:
@@ -60,9 +63,22 @@ def _channels_out(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
     elif isinstance(params, ConcatParams):
         known = params.axis in (1, -3) and None not in bottoms
         count = sum(c for c in bottoms if c is not None) if known else None
-    elif layer.type in ("Flatten", "Reshape", "Slice"):
+    elif isinstance(params, SliceParams):
+        return _sliced(params, count, len(layer.tops))
+    elif layer.type in ("Flatten", "Reshape"):
         count = None
     return [count] * len(layer.tops)
+
+
+def _sliced(params: SliceParams, count: int | None, tops: int) -> list[int | None]:
+    """Caffe's Slice on the channel axis: at the slice points, else into equal parts."""
+    if params.axis not in (1, -3) or count is None:
+        return [None] * tops
+    if not params.slice_point:
+        return [count // tops if count % tops == 0 else None] * tops
+    edges = (0, *params.slice_point, count)
+    sizes: list[int | None] = [b - a for a, b in zip(edges, edges[1:], strict=False)]
+    return sizes[:tops]
 
 
 def _blob_shapes(layer: Layer) -> tuple[tuple[int, ...], ...] | None:
@@ -73,6 +89,8 @@ def _conv_shapes(layer: Layer, params: ConvolutionParams, c_in: int | None) -> d
     axes = len(params.kernel) if len(params.kernel) > 1 else 2
     kernel = per_axis(params.kernel, axes, 1)
     out, group = params.num_output, max(params.group, 1)
+    if layer.type in _DEPTHWISE and c_in is not None:
+        group = c_in  # the fork layers are depthwise whatever ``group`` says
     if layer.type == "Deconvolution":
         weight: Shape = (c_in, None if out is None else out // group, *kernel)
     else:

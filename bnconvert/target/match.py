@@ -111,12 +111,48 @@ def _candidates(unit: Unit, free: Sequence[Unit], matched: Mapping[int, int]) ->
     return [t for t in free if t.inputs == wanted and compatible(unit, t) is not None]
 
 
+def _token(unit: Unit) -> tuple[str, int | None]:
+    """A unit's kind (a convolution and a Linear alike) and output width, for signatures."""
+    kind = "dense" if unit.kind in ("conv", "linear") else unit.kind
+    first = next(iter(unit.shapes.values()), ())
+    width = first[0] if unit.kind != "deconv" or len(first) < 2 else first[1]
+    return kind, (width if first else None)
+
+
+class _Signatures:
+    """What each unit's output flows into, ``depth`` units deep: parallel branches that look
+    alike at their first layer (Inception's 1x1s) differ in what follows them."""
+
+    def __init__(self, units: Sequence[Unit], depth: int = 3) -> None:
+        self.units, self.depth = {u.index: u for u in units}, depth
+        self.readers: dict[int, list[int]] = {}
+        for unit in units:
+            for source in unit.inputs:
+                self.readers.setdefault(source, []).append(unit.index)
+
+    def of(self, index: int, depth: int | None = None) -> tuple[object, ...]:
+        depth = self.depth if depth is None else depth
+        if depth == 0:
+            return ()
+        return tuple(sorted((_token(self.units[r]), self.of(r, depth - 1))
+                            for r in self.readers.get(index, ())))
+
+
+def _narrowed(unit: Unit, found: list[Unit], caffe: _Signatures,
+              target: _Signatures) -> list[Unit]:
+    """The candidates whose downstream structure is the Caffe unit's (all when none is)."""
+    wanted = caffe.of(unit.index)
+    same = [t for t in found if target.of(t.index) == wanted]
+    return same or found
+
+
 def match_units(caffe: Sequence[Unit], target: Sequence[Unit],
                 fixed: Mapping[int, int] | None = None) -> Matching:
     """Match ``caffe`` units onto ``target`` units by structure.
 
     Each Caffe unit, in layer order, goes to the one free target unit of a compatible kind and
-    shapes whose feeding units are exactly the images of its own feeding units.
+    shapes whose feeding units are exactly the images of its own feeding units; where several
+    fit, to the one whose output flows into the same kinds and widths of units (3 deep).
 
     Args:
         caffe, target: the units of both sides (``caffe_units``, ``target_units``).
@@ -129,10 +165,13 @@ def match_units(caffe: Sequence[Unit], target: Sequence[Unit],
     matched: dict[int, int] = dict(fixed)
     ambiguous: dict[str, tuple[str, ...]] = {}
     taken = set(fixed.values())
+    signatures = _Signatures(caffe), _Signatures(target)
     for unit in caffe:
         if unit.index in matched:
             continue
         found = _candidates(unit, [t for t in target if t.index not in taken], matched)
+        if len(found) > 1:
+            found = _narrowed(unit, found, *signatures)
         if len(found) == 1:
             matched[unit.index] = found[0].index
             taken.add(found[0].index)
