@@ -111,12 +111,13 @@ def _candidates(unit: Unit, free: Sequence[Unit], matched: Mapping[int, int]) ->
     return [t for t in free if t.inputs == wanted and compatible(unit, t) is not None]
 
 
-def _token(unit: Unit) -> tuple[str, int | None]:
-    """A unit's kind (a convolution and a Linear alike) and output width, for signatures."""
+def _token(unit: Unit) -> tuple[str, int]:
+    """A unit's kind (a convolution and a Linear alike) and output width (-1: unknown), for
+    signatures."""
     kind = "dense" if unit.kind in ("conv", "linear") else unit.kind
     first = next(iter(unit.shapes.values()), ())
     width = first[0] if unit.kind != "deconv" or len(first) < 2 else first[1]
-    return kind, (width if first else None)
+    return kind, (width if first and width is not None else -1)
 
 
 class _Signatures:
