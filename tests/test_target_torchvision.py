@@ -24,6 +24,7 @@ RESNET50 = "KaimingHe__deep-residual-networks__prototxt__ResNet-50-deploy.adapte
 VGG16BN = "soeaver__caffe-model__cls__vgg__deploy_vgg16bn-pytorch.adapted.prototxt"
 DENSENET121 = "shicai__DenseNet-Caffe__DenseNet_121.adapted.prototxt"
 SHUFFLENET2 = "farmingyard__ShuffleNet__shufflenet_v2_1x_deploy.adapted.prototxt"
+INCEPTION3 = "soeaver__caffe-model__cls__inception__deploy_inception-v3.adapted.prototxt"
 MOBILENET2 = "shicai__MobileNet-Caffe__mobilenet_v2_deploy.adapted.prototxt"
 
 #: InnerProduct input sizes a prototxt alone does not tell, written out: channels x H x W of the
@@ -143,3 +144,25 @@ def test_shufflenet_v2_maps_its_fork_depthwise_convolutions() -> None:
         "branch1_1_conv1": "stage2.0.branch1.0", "branch1_1_conv2": "stage2.0.branch1.2",
         "branch1_2_conv1": "stage2.0.branch2.0"}
     _loaded(model, caffe, matching)
+
+
+def test_inception_v3_needs_a_map_for_its_pool_branches_only() -> None:
+    """A pooling branch's 1x1 and the plain 1x1 branch read the same input, have the same
+    shape and feed the same concatenation: only the parameter-free pool tells them apart."""
+    from bnconvert.target.mapfile import resolve_map
+
+    model = import_torchvision_models().inception_v3(weights=None, init_weights=False,
+                                                     aux_logits=False)
+    caffe, matching = _matching(INCEPTION3, model)
+    assert matching.ambiguous["inception_a2_1x1"] == ("Mixed_5c.branch1x1.conv",
+                                                      "Mixed_5c.branch_pool.conv")
+    entries = {f"inception_a{i}_pool_proj": f"Mixed_5{x}.branch_pool.conv"
+               for i, x in zip("123", "bcd", strict=True)}
+    entries |= {f"inception_b{i}_1x1": f"Mixed_6{x}.branch_pool.conv"
+                for i, x in zip("1234", "bcde", strict=True)}
+    entries |= {f"inception_c{i}_1x1": f"Mixed_7{x}.branch_pool.conv"
+                for i, x in zip("12", "bc", strict=True)}
+    target = target_units(model)
+    settled = match_units(caffe, target, resolve_map(entries, caffe, target))
+    assert settled.complete and len(settled.matches) == 189
+    assert _pairs(settled)["inception_b1_1x7_reduce"] == "Mixed_6b.branch7x7_1.conv"

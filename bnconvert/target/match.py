@@ -111,13 +111,15 @@ def _candidates(unit: Unit, free: Sequence[Unit], matched: Mapping[int, int]) ->
     return [t for t in free if t.inputs == wanted and compatible(unit, t) is not None]
 
 
-def _token(unit: Unit) -> tuple[str, int]:
-    """A unit's kind (a convolution and a Linear alike) and output width (-1: unknown), for
-    signatures."""
+def _token(unit: Unit) -> tuple[str, int, tuple[int, ...]]:
+    """A unit's kind (a convolution and a Linear alike), output width (-1: unknown) and kernel
+    (empty for 1x1 and Linear), for signatures."""
     kind = "dense" if unit.kind in ("conv", "linear") else unit.kind
     first = next(iter(unit.shapes.values()), ())
     width = first[0] if unit.kind != "deconv" or len(first) < 2 else first[1]
-    return kind, (width if first and width is not None else -1)
+    kernel = tuple(-1 if k is None else k for k in first[2:]) if len(first) > 2 else ()
+    return (kind, width if first and width is not None else -1,
+            () if all(k == 1 for k in kernel) else kernel)
 
 
 class _Signatures:
