@@ -215,7 +215,9 @@ def test_untraceable_targets_are_refused_with_the_reason() -> None:
     from bnconvert.target.torch_side import TargetTraceError
 
     with pytest.raises(TargetTraceError, match=r"^cannot trace the target model \(TraceError: "
-                                               r".*\): give a --map entry for every layer$"):
+                                               r".*\): mapping follows the model's structure with "
+                                               r"torch.fx; make its forward traceable \(no "
+                                               r"branching on tensor values\)$"):
         target_units(_Branchy())
     with pytest.raises(TargetTraceError) as caught:
         target_units(_Shared())

@@ -88,8 +88,9 @@ def target_units(model: nn.Module) -> tuple[Unit, ...]:
         graph = _Tracer(modules.values()).trace(model)
     except _TRACE_FAILURES as exc:
         raise TargetTraceError(f"cannot trace the target model ({type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0] if str(exc) else ''}): give a "
-                               "--map entry for every layer") from exc
+                               f"{str(exc).splitlines()[0] if str(exc) else ''}): mapping "
+                               "follows the model's structure with torch.fx; make its forward "
+                               "traceable (no branching on tensor values)") from exc
     calls = [n for n in graph.nodes if n.op == "call_module" and n.target in modules]
     order = [str(n.target) for n in calls]
     twice = sorted({t for t in order if order.count(t) > 1})
