@@ -228,7 +228,10 @@ def _reshape(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     out = [*shape[:start], *dims, *shape[end:]]
     if -1 in out:
         known = math.prod(d for d in out if d != -1)
-        out[out.index(-1)] = math.prod(shape) // known if known else 0
+        if not known or math.prod(shape) % known:
+            raise Refused(f"bottom count ({math.prod(shape)}) must be divisible by the product "
+                          f"of the specified dimensions ({known})")
+        out[out.index(-1)] = math.prod(shape) // known
     if math.prod(out) != math.prod(shape):
         raise Refused(f"output count {math.prod(out)} does not match the input's "
                       f"{math.prod(shape)} (shape {list(shape)} -> {out})")
