@@ -42,7 +42,7 @@ KNOWN_REFUSALS = {
     ".adapted.prototxt": "reshape_fc",
 }
 
-_TYPE = re.compile(r'\btype\s*:\s*"?([A-Za-z0-9_]+)"?')
+_TYPE = re.compile(r"""\btype\s*:\s*["']?([A-Za-z0-9_]+)""")
 
 
 def _norm(name: str) -> str:
