@@ -13,12 +13,15 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ._version import __version__
 from .errors import BnConvertError
+
+if TYPE_CHECKING:
+    from .build.network import BuildOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -115,17 +118,24 @@ def main() -> None:
                    "this Python file (needs only torch) with its nn.Module class.")
 @click.option("--class-name", help="The --module class name (default: from the net's name).")
 @click.option("--until", help="With --module: build the net up to this layer (inclusive).")
+@click.option("--fold", type=click.Choice(["keep", "fuse"]), default="keep", show_default=True,
+              help="With --module: keep each BN chain a BatchNorm, or fuse it into the conv.")
 @_one_line_errors
 def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool, strict: bool,
             prefix: str, dtype: str, manifest: Path | None, no_manifest: bool, t7_layout: str,
             cudnn: bool, flavor: str | None, clamp_eps: bool, quiet: bool,
-            module_path: Path | None, class_name: str | None, until: str | None) -> None:
+            module_path: Path | None, class_name: str | None, until: str | None,
+            fold: str) -> None:
     """Convert [PROTOTXT] CAFFEMODEL into OUTPUT (the prototxt is optional: a caffemodel
     carries its layer definitions)."""
     if module_path is not None:
-        _convert_module(files, output, module_path, class_name, until, flavor, quiet)
+        from .build.network import BuildOptions
+
+        build = BuildOptions(until=until, flavour=flavor, class_name=class_name, fold=fold)
+        _convert_module(files, output, module_path, build, quiet)
         return
-    _usage("--class-name and --until need --module" if class_name or until else None)
+    _usage("--class-name, --until and --fold need --module"
+           if class_name or until or fold != "keep" else None)
     import gc
 
     from .api import ConvertOptions
@@ -164,15 +174,12 @@ def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool
 
 
 def _convert_module(files: tuple[Path, ...], output: Path, module_path: Path,
-                    class_name: str | None, until: str | None, flavor: str | None,
-                    quiet: bool) -> None:
+                    options: BuildOptions, quiet: bool) -> None:
     """``convert --module``: the whole net as a state_dict and a torch-only model file."""
     prototxt, caffemodel = _split_files(files, need_model=True)
     assert caffemodel is not None
     from .build.files import write_model_files
-    from .build.network import BuildOptions
 
-    options = BuildOptions(until=until, flavour=flavor, class_name=class_name)
     built = write_model_files(prototxt, caffemodel, output, module_path, options)
     for note in built.notes:
         click.echo(f"bnconvert: note: {note}", err=True)

@@ -16,8 +16,9 @@ from torch import nn
 from whole_fixtures import NETS, WHOLE, relative_error
 
 import bnconvert
-from bnconvert.build import BuiltNet, build_model
+from bnconvert.build import BuildOptions, BuiltNet, build_model
 from bnconvert.build.probe import blob_values
+from bnconvert.naming import key_for_layer_name
 from bnconvert.read.net import load_net
 
 TOLERANCE = 1e-5
@@ -137,3 +138,25 @@ def test_lrn_honouring_k_is_caught() -> None:
             _LRNWithK(p.local_size, p.alpha, p.beta, p.k))  # type: ignore[attr-defined]
     assert p.k == 2.0  # type: ignore[attr-defined]
     assert _first_failure(built, "vgg_style_lrn") == within.tops[0]
+
+
+@pytest.mark.parametrize(("net", "fused"), [("densenet_block", 3), ("preact_resnet_block", 4)])
+def test_fold_fuse_matches_caffe(net: str, fused: int) -> None:
+    folder = WHOLE / net
+    built = build_model(load_net(folder / "deploy.prototxt", folder / "model.caffemodel"),
+                        BuildOptions(fold="fuse"))
+    assert len(built.fused) == fused
+    assert not any(isinstance(m, nn.BatchNorm2d) for name, m in built.module.named_children()
+                   if name in {key_for_layer_name(bn) for bn in built.fused.values()})
+    values = blob_values(built, _input(net))
+    blobs = _caffe_blobs(net)
+    # the fused convolutions' own (pre-BN) tops are no blobs of the fused net
+    hidden = {t for i in built.fused for t in load_net(folder / "deploy.prototxt", None)
+              .layers[i].tops} - set(values)
+    assert set(blobs) - set(values) == hidden
+    errors = {k: relative_error(values[k].double().numpy(), blobs[k])
+              for k in blobs if k in values}
+    assert max(errors.values()) < TOLERANCE
+    with torch.no_grad():
+        result = built.module(_input(net))
+    assert relative_error(result.numpy(), blobs[built.outputs[0]]) < TOLERANCE

@@ -119,10 +119,21 @@ def test_convert_module_usage(tmp_path: Path) -> None:
     assert not (tmp_path / "m.py").exists()
     result = runner.invoke(main, ["convert", prototxt, caffemodel, "-o", str(tmp_path / "m.pt"),
                                   "--until", "bn0"])
-    assert result.exit_code == 2 and "--until need --module" in result.output
+    assert result.exit_code == 2 and "and --fold need --module" in result.output
     result = runner.invoke(main, ["convert", prototxt, caffemodel, "-o", str(tmp_path / "m.pt"),
                                   "--module", str(tmp_path / "m.py"), "--until", "prelu2",
                                   "--class-name", "Head"])
     assert result.exit_code == 0, result.output
     assert "class Head" in (tmp_path / "m.py").read_text()
     assert "forward(data) -> prelu2" in result.output
+
+
+def test_convert_module_fuse_verifies(tmp_path: Path) -> None:
+    prototxt, caffemodel, _ = _files("preact_resnet_block")
+    out = tmp_path / "fused.pt"
+    result = CliRunner().invoke(main, ["convert", prototxt, caffemodel, "-o", str(out),
+                                       "--module", str(tmp_path / "fused.py"), "--fold", "fuse"])
+    assert result.exit_code == 0, result.output
+    assert not any(k.startswith("res4_conv1_bn.") for k in torch.load(out, weights_only=True))
+    code, output = _verify("preact_resnet_block", out)
+    assert code == 0 and output.startswith("match:"), output
