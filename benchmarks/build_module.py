@@ -8,7 +8,8 @@
    when a caffemodel's weights will be loaded, and (b) with PyTorch's random initialisation (no
    caffemodel). Medians of ``--rounds`` processes.
 2. Forward time (CPU, 224 x 224, no grad) of the built ResNet-50 against the same architecture
-   written by hand below (torchvision is not installed here), interleaved rounds, medians.
+   written by hand below (torchvision is not installed here), interleaved rounds, medians; and
+   the same forwards on the meta device (no arithmetic), which isolates per-layer overhead.
 """
 
 from __future__ import annotations
@@ -137,6 +138,26 @@ def forward_times(rounds: int, batches: list[int]) -> dict[str, float]:
     return out
 
 
+def dispatch_overhead(rounds: int) -> dict[str, float]:
+    """Medians of forwards on the meta device (no arithmetic: Python and dispatch only), batch 8:
+    the per-layer overhead of the built module against the hand-written one."""
+    from bnconvert.build import load_model
+
+    built = load_model(CORPUS / RESNET.format(50)).eval().to("meta")
+    hand = HandResNet50().eval().to("meta")
+    x = torch.empty(8, 3, 224, 224, device="meta")
+    times: dict[str, list[float]] = {"built": [], "hand": []}
+    with torch.inference_mode():
+        for _ in range(rounds * 20):
+            for name, module in (("built", built), ("hand", hand)):
+                start = time.perf_counter()
+                module(x)
+                times[name].append(time.perf_counter() - start)
+    out = {f"meta-device forward {k} (ms)": 1e3 * statistics.median(v) for k, v in times.items()}
+    out["meta ratio"] = out["meta-device forward built (ms)"] / out["meta-device forward hand (ms)"]
+    return out
+
+
 def main() -> None:
     """Print both tables."""
     parser = argparse.ArgumentParser()
@@ -145,6 +166,7 @@ def main() -> None:
     parser.add_argument("--skip-build", action="store_true")
     args = parser.parse_args()
     results = {} if args.skip_build else build_times(args.rounds)
+    results.update(dispatch_overhead(args.rounds))
     results.update(forward_times(args.rounds, args.batches))
     for name, value in results.items():
         print(f"{name:45s} {value:8.3f}")
