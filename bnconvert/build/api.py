@@ -30,13 +30,14 @@ def _records(net: Net, flavour: str | None) -> dict[str, FoldedBatchNorm]:
     return {c.batch_norm.name: fold_batch_norm_chain(net, c, options) for c in analysis.chains}
 
 
-def build_model(net: Net, options: BuildOptions = BuildOptions(),
+def build_model(net: Net, options: BuildOptions | None = None,
                 weights: bool | None = None) -> BuiltNet:
     """Build ``net`` and, when it has a caffemodel (or ``weights``), load its weights.
 
     Raises:
         BnConvertError: unsupported or refused layers, missing or misfitting blobs.
     """
+    options = options or BuildOptions()
     with_weights = net.caffemodel is not None if weights is None else weights
     if not with_weights:
         built = build_net(net, None, options)

@@ -27,7 +27,7 @@ PathLike = str | os.PathLike[str]
 
 
 def write_model_files(prototxt: PathLike | None, caffemodel: PathLike, output: PathLike,
-                      module_path: PathLike, options: BuildOptions = BuildOptions()) -> BuiltNet:
+                      module_path: PathLike, options: BuildOptions | None = None) -> BuiltNet:
     """Build the net with its weights and write ``output`` (state_dict, ``.pt``) and
     ``module_path`` (Python source importing only torch) together, or neither.
 
@@ -41,7 +41,7 @@ def write_model_files(prototxt: PathLike | None, caffemodel: PathLike, output: P
     refuse_inputs_as_outputs({"output": output, "module": module_path},
                              {"prototxt": prototxt, "caffemodel": caffemodel})
     net = load_net(prototxt, caffemodel)
-    built = build_model(net, options)
+    built = build_model(net, options or BuildOptions())
     source = module_source(built, str(prototxt or caffemodel)).encode("utf-8")
     buffer = io.BytesIO()
     torch.save(built.module.state_dict(), buffer)
