@@ -13,6 +13,7 @@ checkers see the names through the ``TYPE_CHECKING`` imports below)::
     convert(prototxt, caffemodel, output, ConvertOptions(...)) -> Conversion
     convert_net(net, output, ConvertOptions(...)) -> Conversion
     verify_file(prototxt, caffemodel, converted, ...) -> VerifyReport   (imports torch)
+    load_model(prototxt, caffemodel=None, *, fold="keep") -> torch.nn.Module (imports torch)
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
         save,
         to_state_dict,
     )
+    from .build import load_model
     from .errors import BnConvertError, ParseError, VerificationError
     from .fold.options import FoldOptions
     from .naming import CaffeNames, NamingPolicy
@@ -50,7 +52,7 @@ _EXPORTS = {
     "save": "bnconvert.api", "convert": "bnconvert.api", "convert_net": "bnconvert.api",
     "ConvertOptions": "bnconvert.api", "Conversion": "bnconvert.api",
     "FoldOptions": "bnconvert.fold.options",
-    "verify_file": "bnconvert.verify",
+    "verify_file": "bnconvert.verify", "load_model": "bnconvert.build",
     "FoldedBatchNorm": "bnconvert.records", "ChainLayers": "bnconvert.records",
     "ConvertedLayer": "bnconvert.records",
     "WriteOptions": "bnconvert.write.registry",
@@ -63,7 +65,7 @@ __all__ = [
     "__version__", "load_net", "analyze", "fold_net", "load_batch_norms", "load_weights",
     "to_state_dict",
     "save", "convert", "convert_net", "ConvertOptions", "Conversion", "FoldOptions",
-    "verify_file", "FoldedBatchNorm", "ChainLayers", "ConvertedLayer", "WriteOptions",
+    "verify_file", "load_model", "FoldedBatchNorm", "ChainLayers", "ConvertedLayer", "WriteOptions",
     "NamingPolicy", "CaffeNames", "BnConvertError", "ParseError", "VerificationError",
 ]
 assert set(__all__) == {"__version__", *_EXPORTS}

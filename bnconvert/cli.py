@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -21,6 +21,9 @@ from ._version import __version__
 from .errors import BnConvertError
 from .flavours import selectable_ids
 from .write.registry import EXTENSIONS, supported_formats
+
+if TYPE_CHECKING:
+    from .build.network import BuildOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -113,8 +116,9 @@ def main() -> None:
               help="Every layer with learned blobs (convolutions, inner products, PReLU, "
                    "Scale, ...), not only the BatchNorm chains.")
 @click.option("--fold", "bn_fold", type=click.Choice(["keep", "fuse"]), default=None,
-              help="With --whole: keep BN chains as BatchNorms (default) or fuse them into the "
-                   "convolution / inner product before them where the graph allows.")
+              help="With --whole or --module: keep BN chains as BatchNorms (default) or fuse "
+                   "them into the convolution / inner product before them where the graph "
+                   "allows.")
 @click.option("--skip-unknown", is_flag=True,
               help="With --whole: convert the rest when layers of unknown learned types "
                    "exist (named in a warning and the manifest).")
@@ -131,15 +135,29 @@ def main() -> None:
               help="With --target: write the mapping without running both models (says so).")
 @click.option("-v", "--verbose", is_flag=True, help="With --target: print the mapping table.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("--module", "module_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Build the whole net: write OUTPUT (.pt) as its whole-model state_dict and "
+                   "this Python file (needs only torch) with its nn.Module class.")
+@click.option("--class-name", help="The --module class name (default: from the net's name).")
+@click.option("--until", help="With --module: build the net up to this layer (inclusive).")
 @_one_line_errors
 def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool, strict: bool,
             prefix: str, dtype: str, manifest: Path | None, no_manifest: bool, t7_layout: str,
             cudnn: bool, flavor: str | None, clamp_eps: bool, momentum: str, whole: bool,
             bn_fold: str | None, skip_unknown: bool, target: str | None,
             target_kwargs: str | None, map_file: Path | None, no_check: bool, verbose: bool,
-            quiet: bool) -> None:
+            quiet: bool, module_path: Path | None, class_name: str | None,
+            until: str | None) -> None:
     """Convert [PROTOTXT] CAFFEMODEL into OUTPUT (the prototxt is optional: a caffemodel
     carries its layer definitions)."""
+    if module_path is not None:
+        from .build.network import BuildOptions
+
+        build = BuildOptions(until=until, flavour=flavor, class_name=class_name,
+                             fold=bn_fold or "keep")
+        _convert_module(files, output, module_path, build, quiet)
+        return
+    _usage("--class-name and --until need --module" if class_name or until else None)
     import gc
 
     from .api import ConvertOptions
@@ -152,7 +170,7 @@ def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool
     _usage(convert_usage_problem(output, fmt, manifest, no_manifest, _t7_only_options(cudnn)))
     _usage(momentum_usage_problem(momentum))
     _usage(None if whole or (bn_fold is None and not skip_unknown) else
-           "--fold and --skip-unknown apply to --whole only")
+           "--fold and --skip-unknown apply to --whole or --module only")
     prototxt, caffemodel = _split_files(files, need_model=True)
     assert caffemodel is not None
     writer_for(output, fmt)  # imports the writer (torch for .pt) and checks the format first
@@ -227,6 +245,22 @@ def _whole_summary(records: Any, output: Path, manifest: Path | None) -> str:
     return f"wrote {output}{with_manifest}: {len(records)} layers ({listed})"
 
 
+def _convert_module(files: tuple[Path, ...], output: Path, module_path: Path,
+                    options: BuildOptions, quiet: bool) -> None:
+    """``convert --module``: the whole net as a state_dict and a torch-only model file."""
+    prototxt, caffemodel = _split_files(files, need_model=True)
+    assert caffemodel is not None
+    from .build.files import write_model_files
+
+    built = write_model_files(prototxt, caffemodel, output, module_path, options)
+    for note in built.notes:
+        click.echo(f"bnconvert: note: {note}", err=True)
+    if not quiet:
+        click.echo(f"wrote {output} and {module_path}: class {type(built.module).__name__}, "
+                   f"{len(built.made)} layers, forward({', '.join(built.inputs)}) -> "
+                   f"{', '.join(built.outputs)}")
+
+
 @main.command()
 @_FILES
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -279,9 +313,14 @@ def inspect(files: tuple[Path, ...], as_json: bool, whole: bool, flavor: str | N
 @click.option("--no-manifest", is_flag=True,
               help="Ignore any manifest: keys, eps and ranks come from the Caffe files.")
 @_FLAVOR
+@click.option("--whole", is_flag=True,
+              help="Check a whole-model state_dict (convert --module) end to end, blob by blob, "
+                   "against --expected.")
+@click.option("--expected", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With --whole: a .npz of every blob dumped from pycaffe after net.forward().")
 def verify(files: tuple[Path, ...], input_path: Path | None, atol: float | None,
            rtol: float | None, as_json: bool, reference: str, seed: int, manifest: Path | None,
-           no_manifest: bool, flavor: str | None) -> None:
+           no_manifest: bool, flavor: str | None, whole: bool, expected: Path | None) -> None:
     """Check that CONVERTED computes what Caffe computes: [PROTOTXT] CAFFEMODEL CONVERTED.
 
     Every BatchNorm chain of the Caffe net runs through an independent reference of Caffe's
@@ -291,6 +330,8 @@ def verify(files: tuple[Path, ...], input_path: Path | None, atol: float | None,
     """
     if len(files) not in (2, 3):
         raise click.UsageError("expected [PROTOTXT] CAFFEMODEL CONVERTED (two or three files)")
+    if whole or expected:
+        _verify_whole(files, expected, rtol, as_json, reference)
     from .usage import manifest_usage_problem
 
     _usage(manifest_usage_problem(manifest, no_manifest))
@@ -312,6 +353,27 @@ def verify(files: tuple[Path, ...], input_path: Path | None, atol: float | None,
     except BnConvertError as exc:
         _read_error(str(exc), as_json)
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else format_report(report))
+    sys.exit(0 if report.passed else 1)
+
+
+def _verify_whole(files: tuple[Path, ...], expected: Path | None, rtol: float | None,
+                  as_json: bool, reference: str) -> None:
+    """``verify --whole``: exit 0 every blob matches, 1 one diverges, 2 nothing checked."""
+    _usage("--whole needs --expected BLOBS.npz (a pycaffe dump)" if expected is None else None)
+    _usage("--expected needs --whole" if not click.get_current_context().params["whole"]
+           else None)
+    _usage(f"--whole compares with --expected, not --reference {reference}"
+           if reference != "numpy" else None)
+    assert expected is not None
+    prototxt, caffemodel, converted = (None, *files) if len(files) == 2 else files
+    from .build.verify_whole import DEFAULT_WHOLE_RTOL, verify_whole
+
+    try:
+        report = verify_whole(prototxt, caffemodel, converted, expected,
+                              DEFAULT_WHOLE_RTOL if rtol is None else rtol)
+    except BnConvertError as exc:
+        _read_error(str(exc), as_json)
+    click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.text())
     sys.exit(0 if report.passed else 1)
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "NumericError",
     "OutputError",
     "VerificationError",
+    "RefusedByCaffeError",
 ]
 
 
@@ -87,3 +88,8 @@ class OutputError(BnConvertError):
 
 class VerificationError(BnConvertError):
     """A converted file does not reproduce Caffe's numbers."""
+
+
+class RefusedByCaffeError(BnConvertError):
+    """A layer definition Caffe itself refuses to build (an even LRN ``local_size``,
+    ``pad >= kernel``, STOCHASTIC pooling in TEST, ...); the message gives Caffe's reason."""

@@ -71,8 +71,8 @@ class BlobRef:
 
     @property
     def shape_count(self) -> int:
-        """Number of elements the shape describes (1 for a 0-d blob, as Caffe counts it: a
-        channel-shared PReLU's slope is stored with no shape at all)."""
+        """Number of elements the shape describes (1 for a 0-d blob, as Caffe's ``count()``:
+        a channel-shared PReLU stores its one slope with shape ``[]``)."""
         return prod(self.shape)
 
     def first(self) -> float:

@@ -1,0 +1,90 @@
+"""``load_model``: a Caffe net as a runnable ``torch.nn.Module`` (a ``torch.fx.GraphModule``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import torch
+from torch import fx
+
+from ..fold.options import FoldOptions
+from ..graph.shapes import Shape
+from ..read.net import Net, load_net
+from ..records import FoldedBatchNorm
+from ..whole.records import LearnedLayer
+from .network import BuildOptions, BuiltNet, build_net
+
+__all__ = ["load_model", "build_model", "FOLD_MODES"]
+
+PathLike = str | os.PathLike[str]
+FOLD_MODES = ("keep", "fuse")
+
+
+def build_model(net: Net, options: BuildOptions | None = None,
+                weights: bool | None = None) -> BuiltNet:
+    """Build ``net`` and, when it has a caffemodel (or ``weights``), load its weights.
+
+    Raises:
+        BnConvertError: unsupported or refused layers, missing or misfitting blobs.
+    """
+    options = options or BuildOptions()
+    with_weights = net.caffemodel is not None if weights is None else weights
+    if not with_weights:
+        built = build_net(net, None, options)
+        built.module.eval()
+        return built
+    from ..api import to_state_dict, whole_net
+
+    learned = whole_net(net, options.fold, FoldOptions(flavour=options.flavour))
+    index = {layer.name: layer.index for layer in net.layers}
+    fused = {index[r.name]: r.fused.batch_norm for r in learned
+             if isinstance(r, LearnedLayer) and r.fused is not None}
+    records = {r.name: r for r in learned if isinstance(r, FoldedBatchNorm)}
+    with torch.device("meta"):  # no random initialisation of parameters that get loaded
+        built = build_net(net, records, options, fused)
+    built.module.to_empty(device="cpu")
+    state = to_state_dict(learned)  # the weights `convert --whole` writes (load_weights)
+    if options.until is not None:  # the layers after it are not built
+        wanted = built.module.state_dict().keys()
+        state = {k: v for k, v in state.items() if k in wanted}
+    built.module.load_state_dict(state, strict=True)
+    built.module.eval()
+    return built
+
+
+def load_model(prototxt: PathLike, caffemodel: PathLike | None = None, *, fold: str = "keep",
+               until: str | None = None, inputs: Mapping[str, Shape] | None = None,
+               flavour: str | None = None, class_name: str | None = None) -> fx.GraphModule:
+    """A Caffe net as a ``torch.nn.Module`` in eval mode that computes what Caffe computes.
+
+    Args:
+        prototxt: the net definition (deploy, or train/test: loss and accuracy layers are
+            left out).
+        caffemodel: weights; without it the parameters keep PyTorch's initial values.
+        fold: ``"keep"``: every BN chain is one ``nn.BatchNorm*d``; ``"fuse"``: chains after a
+            convolution or InnerProduct are folded into it (``build.fuse``).
+        until: build up to and including this layer.
+        inputs: input shapes overriding the declared ones (only channels matter to the build).
+        flavour: the BN flavour of every BN-like layer, None to detect it.
+        class_name: the module's class name (default: from the net's name).
+
+    Returns:
+        A ``torch.fx.GraphModule``: ``forward(*inputs)`` in declaration order returns the net's
+        outputs (one tensor, or a tuple sorted by blob name).
+
+    Raises:
+        BnConvertError: a file cannot be read, layers are unsupported or refused by Caffe,
+            weights are missing or do not fit.
+        ValueError: an unknown ``fold`` mode.
+
+    Example:
+        >>> net = load_model("deploy.prototxt", "model.caffemodel")  # doctest: +SKIP
+        >>> probabilities = net(torch.randn(1, 3, 224, 224))  # doctest: +SKIP
+    """
+    if fold not in FOLD_MODES:
+        raise ValueError(f"fold={fold!r}: expected one of {', '.join(FOLD_MODES)}")
+    net = load_net(prototxt, caffemodel)
+    options = BuildOptions(until=until, inputs=inputs, flavour=flavour, class_name=class_name,
+                           fold=fold)
+    return build_model(net, options).module
