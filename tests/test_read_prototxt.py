@@ -78,7 +78,7 @@ def test_adapted_file_keeps_the_batch_norms_and_drops_the_header(name: str) -> N
     types = _layer_types(parsed)
     assert [types[k] for k in ("BatchNorm", "BN", "Scale")] == [
         counts["BatchNorm"], counts["BN"], counts["Scale"]
-    ]  # fmt: skip
+    ]
     assert list(parsed.net.input) == []
     assert parsed.source == "net"
 
@@ -150,7 +150,7 @@ def test_v1_type_written_as_a_string_is_mapped_to_the_enum() -> None:
     ('"Convolution"', V1.CONVOLUTION), ('"CONVOLUTION"', V1.CONVOLUTION),
     ("CONVOLUTION", V1.CONVOLUTION), ('"InnerProduct"', V1.INNER_PRODUCT),
     ('"SoftmaxWithLoss"', V1.SOFTMAX_LOSS), ('"HDF5Data"', V1.HDF5_DATA), ("4", V1.CONVOLUTION),
-])  # fmt: skip
+])
 def test_v1_type_by_enum_name_or_caffe_layer_name(written: str, expected: int) -> None:
     parsed = parse_prototxt_text(f'layers {{ name: "a" type: {written} }}')
     assert parsed.net.layers[0].type == expected
@@ -167,15 +167,15 @@ def test_v1_type_without_an_enum_value_is_kept_verbatim() -> None:
                      "BatchNorm"),
         UnknownField("layers[2].type", None, 3, 16, "enum value", "V1LayerParameter", "type",
                      "BN"),
-    )  # fmt: skip
+    )
 
 
 def test_legacy_input_dim_header() -> None:
     net = parse_prototxt(NETS / "ResNet-50-deploy.prototxt").net
     assert list(net.input) == ["data"]
     assert list(net.input_dim) == [1, 3, 224, 224]
-    assert len(net.layer) == len(parse_prototxt(NETS / "ResNet-50-deploy-input-layer.prototxt")
-                                 .net.layer) - 1  # fmt: skip
+    with_input_layer = parse_prototxt(NETS / "ResNet-50-deploy-input-layer.prototxt").net.layer
+    assert len(net.layer) == len(with_input_layer) - 1
 
 
 def test_legacy_input_shape_header() -> None:
@@ -204,7 +204,7 @@ def test_solver_embedding_a_net_yields_the_net() -> None:
      "a"),
     ('net_param { layer { name: "n" } } train_net_param { layer { name: "t" } }',
      "solver net_param", "n"),
-])  # fmt: skip
+])
 def test_solver_net_choice(text: str, source: str, layer: str) -> None:
     parsed = parse_prototxt_text(text)
     assert (parsed.source, parsed.net.layer[0].name) == (source, layer)
@@ -215,7 +215,7 @@ def test_solver_unknown_fields_are_reported_relative_to_the_net() -> None:
     parsed = parse_prototxt_text(text)
     assert [(u.path, u.line, u.column) for u in parsed.unknown] == [
         ("solver.fancy_lr", 1, 1), ("net.mystery", 3, 3), ('layer["a"].bn_param', 4, 21)
-    ]  # fmt: skip
+    ]
 
 
 def test_solver_whose_net_is_another_file() -> None:
@@ -249,13 +249,13 @@ layer {
     assert net.name == "it's" + "AA\n"
     assert (layer.name, layer.type, list(layer.bottom), list(layer.top)) == (
         "a", "Convolution", ["x", "y"], ["z"]
-    )  # fmt: skip
+    )
     conv = layer.convolution_param
     assert (conv.num_output, list(conv.kernel_size), list(conv.pad)) == (16, [3, 1], [0])
     assert conv.group == 8  # 010 is octal, as in Caffe's C++ parser
     assert [(p.lr_mult, p.decay_mult) for p in layer.param] == [
         (pytest.approx(1e-5), 0.5), (1.0, 2.0)
-    ]  # fmt: skip
+    ]
     assert list(layer.propagate_down) == [True, False, True, False, True, False, True, False]
     assert layer.power_param.power == float("-inf") and layer.power_param.shift == 3
     assert layer.power_param.scale != layer.power_param.scale  # nan
@@ -331,13 +331,13 @@ layer { ceil_list: [1, 2] }
      " list"),
     ('layer { name: "a\\d" }', 1, 15, "unknown escape sequence \\d"),
     ("layer { 3: 4 }", 1, 9, 'expected a field name or "}", found "3"'),
-])  # fmt: skip
+])
 def test_syntax_error_says_where_and_what(text: str, line: int, column: int, problem: str) -> None:
     with pytest.raises(PrototxtSyntaxError) as err:
         parse_prototxt_text(text, "net.prototxt")
     assert (err.value.path, err.value.line, err.value.column, err.value.problem) == (
         "net.prototxt", line, column, problem
-    )  # fmt: skip
+    )
     assert str(err.value) == f"net.prototxt:{line}:{column}: {problem}"
 
 

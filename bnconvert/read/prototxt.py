@@ -170,7 +170,7 @@ def _result(parser: TextParser, net_values: dict[str, Any], source: str) -> Pars
         unknown.append(
             UnknownField(path, layer, line, column, entry.kind, entry.message, entry.field,
                          entry.value)
-        )  # fmt: skip
+        )
     entries = net_values.get("layer") or net_values.get("layers") or []
     extras = {i: parser.layer_extras[id(entry)] for i, entry in enumerate(entries)
               if id(entry) in parser.layer_extras}
