@@ -1,4 +1,9 @@
-"""Names the docstring examples use: the bundled example net (run by ``pytest``'s doctests)."""
+"""Names the docstring examples use: the bundled example net (run by ``pytest``'s doctests).
+
+``EXAMPLE_PROTOTXT`` / ``EXAMPLE_CAFFEMODEL``: its two files. In doctests only (loading costs
+the other tests nothing): ``EXAMPLE_NET`` (``load_net`` of both), ``EXAMPLE_RECORDS`` (its folded
+BatchNorm chains) and ``EXAMPLE_CHAIN`` (verify's reference reading of its first chain).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.doctest import DoctestItem
 
 EXAMPLE = Path(__file__).parent / "examples" / "resnet_block"
 
 
 @pytest.fixture(autouse=True)
-def _doctest_names(doctest_namespace: dict[str, Any]) -> None:
-    doctest_namespace["EXAMPLE_PROTOTXT"] = str(EXAMPLE / "deploy.prototxt")
-    doctest_namespace["EXAMPLE_CAFFEMODEL"] = str(EXAMPLE / "model.caffemodel")
+def _doctest_names(request: pytest.FixtureRequest, doctest_namespace: dict[str, Any]) -> None:
+    prototxt, caffemodel = str(EXAMPLE / "deploy.prototxt"), str(EXAMPLE / "model.caffemodel")
+    doctest_namespace["EXAMPLE_PROTOTXT"] = prototxt
+    doctest_namespace["EXAMPLE_CAFFEMODEL"] = caffemodel
+    if isinstance(request.node, DoctestItem):
+        doctest_namespace.update(_example_objects(prototxt, caffemodel))
+
+
+def _example_objects(prototxt: str, caffemodel: str) -> dict[str, Any]:
+    """A fresh net, its records and its first reference chain for one doctest."""
+    from bnconvert.api import fold_net, load_net
+    from bnconvert.fold.chains import pair_batch_norm_chains
+    from bnconvert.verify.reference import read_reference_chain
+
+    net = load_net(prototxt, caffemodel)
+    first = pair_batch_norm_chains(net).chains[0]
+    return {"EXAMPLE_NET": net, "EXAMPLE_RECORDS": fold_net(net),
+            "EXAMPLE_CHAIN": read_reference_chain(net, first)}

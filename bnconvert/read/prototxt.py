@@ -99,8 +99,8 @@ def parse_prototxt(path: str | os.PathLike[str]) -> ParsedPrototxt:
         PrototxtSyntaxError: the text is not valid protobuf text format for Caffe's schema.
 
     Example:
-        >>> parsed = parse_prototxt("deploy.prototxt")  # doctest: +SKIP
-        >>> [layer.type for layer in parsed.net.layer][:2]  # doctest: +SKIP
+        >>> parsed = parse_prototxt(EXAMPLE_PROTOTXT)
+        >>> [layer.type for layer in parsed.net.layer][:2]
         ['Input', 'Convolution']
     """
     name = os.fspath(path)
