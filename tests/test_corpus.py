@@ -1,4 +1,4 @@
-"""Issue #6: every one of the 70 public Caffe nets of the corpus parses, inspects and converts.
+"""Issue #6: every public Caffe net of the corpus parses, inspects and converts.
 
 Ground truth is ``tests/data/corpus/LIST.json``, computed outside this project (with protobuf,
 BVLC Caffe and a per-layer census of the original files). Which LIST.json fields each check uses:
@@ -14,7 +14,7 @@ BVLC Caffe and a per-layer census of the original files). Which LIST.json fields
 - EltwiseAffine not converted: ``flavour_counts["BatchNorm+EltwiseAffine (fork)"]`` and
   ``unknown_layer_types``;
 - eps of BatchNorm layers: ``batchnorm_eps_values`` (``default(1e-5)`` = unset);
-- conversion: ``bvlc_loadable`` (the 25 nets BVLC Caffe builds in TEST), ``bvlc_tested_file``
+- conversion: ``bvlc_loadable`` (the nets BVLC Caffe builds in TEST), ``bvlc_tested_file``
   (the file Caffe built: the ``.adapted.prototxt`` where the original needs a header change),
   ``bvlc_detail.n_bn`` / ``n_scale`` (layer counts in Caffe's built net) and
   ``bvlc_detail.bn_blob_shapes_sample`` (blob shapes Caffe allocated: checks the channel counts
@@ -84,7 +84,10 @@ def report_of(name: str) -> InspectReport:
 
 def test_list_json_flavours_are_all_mapped() -> None:
     assert {f for e in ENTRIES for f in e["flavour_counts"]} == set(LIST_FLAVOURS)
-    assert len(ORIGINALS) == 70 and len(LOADABLE) == 25
+    assert len(ORIGINALS) == len(ENTRIES)  # one entry per original file
+    assert ORIGINALS == sorted(p.name for p in CORPUS.glob("*.prototxt")
+                               if not p.name.endswith(".adapted.prototxt"))
+    assert LOADABLE and all((CORPUS / LIST[n]["bvlc_tested_file"]).is_file() for n in LOADABLE)
 
 
 # --- parse, chain count, pairing, flavour --------------------------------------------------
@@ -240,7 +243,7 @@ def test_readme_tested_on_section_is_the_generated_table() -> None:
 # --- parse time --------------------------------------------------------------------------
 
 
-def test_all_70_files_load_in_well_under_ten_seconds() -> None:
+def test_all_original_files_load_in_well_under_ten_seconds() -> None:
     """A loose guard; benchmarks/parse_corpus.py measures it (README: under 2 s)."""
     start = time.perf_counter()
     for name in ORIGINALS:
@@ -248,7 +251,7 @@ def test_all_70_files_load_in_well_under_ten_seconds() -> None:
     assert time.perf_counter() - start < 10
 
 
-# --- convert: the 25 nets BVLC Caffe builds ----------------------------------------------
+# --- convert: the nets BVLC Caffe builds ------------------------------------------------
 
 
 def _meets(rule: caffe_pb2.NetStateRule) -> bool:

@@ -9,6 +9,7 @@ prototxts written in the tests, or corpus files (``tests/data/corpus``, LIST.jso
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from caffe_builder import NetBuilder, blob
 
 CORPUS = Path(__file__).parent / "data" / "corpus"
 LIST = {e["local_file"]: e for e in json.loads((CORPUS / "LIST.json").read_text())}
+_SOLVER_NET = re.compile(r"^(?:train_)?net_param\s*\{", re.M)  # a solver's embedded net
 MEAN, VAR, GAMMA, BETA = [1.0, -2.0, 3.0], [4.0, 5.0, 6.0], [0.5, 1.5, 2.5], [0.1, 0.2, 0.3]
 SCB = "ducha-aiki__caffenet-benchmark__prototxt__activations__caffenet128_lsuv_BatchNorm_ScB_nononlin.prototxt"  # noqa: E501
 
@@ -94,9 +96,10 @@ def test_per_phase_batch_norm_converts_with_the_test_definition(tmp_path: Path) 
 
 def test_corpus_train_test_file_defines_each_batch_norm_twice() -> None:
     counts = LIST[SCB]["counts"]
-    assert (counts["BatchNorm"], counts["test_phase_BatchNorm"]) == (14, 7)
+    assert counts["BatchNorm"] == 2 * counts["test_phase_BatchNorm"] > 0
     report = inspect_net(load_net(CORPUS / SCB, None))
-    assert len(report.chains) == 7 == len({c.batch_norm for c in report.chains})
+    assert len(report.chains) == counts["test_phase_BatchNorm"]
+    assert len(report.chains) == len({c.batch_norm for c in report.chains})
     assert all(c.use_global_stats and c.scale for c in report.chains)  # TEST's: true
 
 
@@ -119,7 +122,7 @@ def test_net_embedded_in_a_solver(field: str, tmp_path: Path) -> None:
 
 def test_corpus_solver_files_are_read_as_their_net() -> None:
     solvers = [n for n, e in LIST.items() if e["solver_embedded_net"]]
-    assert len(solvers) == 3
+    assert solvers == [n for n in LIST if _SOLVER_NET.search((CORPUS / n).read_text())]
     for name in solvers:
         net = load_net(CORPUS / name, None)
         assert net.source == "solver net_param"
@@ -163,7 +166,7 @@ def test_corpus_v1_file_with_a_string_type() -> None:
     name = "lim0606__caffe-googlenet-bn__deploy.prototxt"
     assert LIST[name]["counts"]["v1_layers"] == 1
     report = inspect_net(load_net(CORPUS / name, None))
-    assert len(report.chains) == LIST[name]["counts"]["test_phase_BatchNorm"] == 69
+    assert len(report.chains) == LIST[name]["counts"]["test_phase_BatchNorm"] > 0
     assert all(c.scale for c in report.chains)
 
 
@@ -192,7 +195,7 @@ def test_corpus_mobilenet_v3_gating_scales() -> None:
     name = "eric612__MobileNet-YOLO__models__mobilenetv3_voc__test.prototxt"
     report = inspect_net(load_net(CORPUS / name, None))
     gating = [r for r in report.standalone_affine if r.reason.startswith("2 bottoms")]
-    assert len(gating) == LIST[name]["scale_two_bottom"] == 8
+    assert len(gating) == LIST[name]["scale_two_bottom"] > 0
     scales = {c.scale for c in report.chains}
     assert not scales & {r.layer for r in gating}
 
