@@ -1,14 +1,36 @@
-"""Shared test paths. Every fixture lives under tests/data (a fresh clone has no ../shared)."""
+"""Shared test paths and helpers. Every fixture lives under tests/data (a fresh clone has no
+../shared). Helpers used by more than one test module live here, once."""
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+from click.testing import CliRunner, Result
+
+from bnconvert._proto import caffe_pb2
+from bnconvert.cli import main
 
 DATA = Path(__file__).parent / "data"
-CAFFE_CASES = sorted(p.name for p in (DATA / "caffe").iterdir() if p.is_dir())
+CAFFE = DATA / "caffe"
+FORKS = DATA / "forks"
+CORPUS = DATA / "corpus"
+CAFFE_CASES = sorted(p.name for p in CAFFE.iterdir() if p.is_dir())
+
+#: the real-Caffe fixture most CLI tests convert, and its two files as CLI arguments
+RESNET = CAFFE / "resnet_block"
+RESNET_FILES = [str(RESNET / "deploy.prototxt"), str(RESNET / "model.caffemodel")]
+
+#: the corpus's LIST.json (ground truth computed outside this project), by original file name
+CORPUS_LIST: dict[str, dict[str, Any]] = {
+    e["local_file"]: e for e in json.loads((CORPUS / "LIST.json").read_text(encoding="utf-8"))}
+#: the adapted files (header changed so that BVLC Caffe builds them), by their own name
+CORPUS_ADAPTED = {e["adapted_file"]: e for e in CORPUS_LIST.values() if e["adapted_file"]}
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -17,3 +39,58 @@ sys.path.insert(0, str(Path(__file__).parent))
 def data_dir() -> Path:
     """tests/data."""
     return DATA
+
+
+def caffe_files(case: str) -> tuple[Path, Path]:
+    """The prototxt and caffemodel of a real-Caffe fixture case (tests/data/caffe/<case>)."""
+    return CAFFE / case / "deploy.prototxt", CAFFE / case / "model.caffemodel"
+
+
+def invoke_cli(*args: object) -> Result:
+    """Run the CLI in process (arguments as strings). An exception the CLI did not turn into an
+    exit (a traceback for the user) fails the test."""
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def run_cli(*args: object) -> tuple[int, str, str]:
+    """``invoke_cli``'s (exit code, stdout, stderr)."""
+    result = invoke_cli(*args)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def cli_convert(folder: Path, out: Path, with_prototxt: bool = True, *extra: str) -> Path:
+    """``bnconvert convert`` of ``folder``'s deploy.prototxt (unless not ``with_prototxt``) and
+    model.caffemodel to ``out``, which must succeed."""
+    files = ([str(folder / "deploy.prototxt")] if with_prototxt else []) + [
+        str(folder / "model.caffemodel")]
+    result = CliRunner().invoke(main, ["convert", *files, "-o", str(out), *extra])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def fork_outputs(case: str) -> dict[str, np.ndarray]:
+    """What the real fork recorded for a tests/data/forks case (or its expected output)."""
+    folder = FORKS / case
+    name = "outputs.npz" if (folder / "outputs.npz").exists() else "expected.npz"
+    return dict(np.load(folder / name))
+
+
+def fork_net(tmp_path: Path, bn_type: str, blobs: Sequence[caffe_pb2.BlobProto],
+             param_text: str, shape: Sequence[int] = (2, 3, 4, 4)) -> tuple[Path, Path]:
+    """An Input and one BN-like layer ``bn`` of ``bn_type``, with ``param_text`` written as is
+    (fork fields BVLC's schema lacks): the prototxt written by hand, the caffemodel with the
+    blobs only."""
+    from caffe_builder import NetBuilder
+
+    builder = NetBuilder().input("data", list(shape))
+    builder.layer("bn", bn_type, ["data"], ["data"], blobs)
+    _, model = builder.save(tmp_path, prototxt=False)
+    dims = " ".join(f"dim: {d}" for d in shape)
+    prototxt = tmp_path / "deploy.prototxt"
+    prototxt.write_text(f'layer {{ name: "data" type: "Input" top: "data" input_param {{ shape '
+                        f'{{ {dims} }} }} }}\n'
+                        f'layer {{ name: "bn" type: "{bn_type}" bottom: "data" top: "data" '
+                        f'{param_text} }}\n')
+    return prototxt, model

@@ -9,20 +9,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-
-from bnconvert.cli import main
 
 from caffe_builder import NetBuilder, blob
-from conftest import DATA
+from conftest import DATA, invoke_cli
 
 CASE = DATA / "caffe" / "bn_scale_bias"
 
 
 def run(args: list[str]) -> tuple[int, str]:
-    result = CliRunner().invoke(main, args)
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    """The exit code and the whole output (stdout and stderr as the user sees them)."""
+    result = invoke_cli(*args)
     return result.exit_code, result.output
+
+
 
 
 READ_ERROR = 2  # a file that cannot be read: the same code in every command
