@@ -20,17 +20,26 @@ DATA = Path(__file__).parent / "data"
 CAFFE = DATA / "caffe"
 FORKS = DATA / "forks"
 CORPUS = DATA / "corpus"
+TORCH7 = DATA / "torch7"
 CAFFE_CASES = sorted(p.name for p in CAFFE.iterdir() if p.is_dir())
 
 #: the real-Caffe fixture most CLI tests convert, and its two files as CLI arguments
 RESNET = CAFFE / "resnet_block"
 RESNET_FILES = [str(RESNET / "deploy.prototxt"), str(RESNET / "model.caffemodel")]
 
-#: the corpus's LIST.json (ground truth computed outside this project), by original file name
-CORPUS_LIST: dict[str, dict[str, Any]] = {
-    e["local_file"]: e for e in json.loads((CORPUS / "LIST.json").read_text(encoding="utf-8"))}
+#: the corpus's LIST.json (ground truth computed outside this project); by original file name
+CORPUS_ENTRIES: list[dict[str, Any]] = json.loads((CORPUS / "LIST.json").read_text(
+    encoding="utf-8"))
+CORPUS_LIST = {entry["local_file"]: entry for entry in CORPUS_ENTRIES}
 #: the adapted files (header changed so that BVLC Caffe builds them), by their own name
 CORPUS_ADAPTED = {e["adapted_file"]: e for e in CORPUS_LIST.values() if e["adapted_file"]}
+
+# The module parameters every Torch7 sample uses (tests/data/torch7/README.md, "Module
+# parameters in the samples").
+T7_MEAN = np.array([0.1, -0.2, 0.3, -0.4], dtype=np.float32)
+T7_VAR = np.array([0.5, 1, 1.5, 2], dtype=np.float32)
+T7_WEIGHT = np.array([1, 0.5, -1, 2], dtype=np.float32)
+T7_BIAS = np.array([0, 0.1, -0.2, 0.3], dtype=np.float32)
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import DATA, FORKS, RESNET, RESNET_FILES, run_cli
+from conftest import CAFFE, FORKS, RESNET, RESNET_FILES, run_cli
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -71,7 +71,7 @@ def test_verify_json_error_object_for_an_unreadable_input(tmp_path):
 
 
 def test_strict_failure_does_not_say_converted(tmp_path):
-    folder = DATA / "caffe" / "global_stats_false"
+    folder = CAFFE / "global_stats_false"
     out = tmp_path / "g.pt"
     code, _, err = run_cli("convert", folder / "deploy.prototxt", folder / "model.caffemodel",
                            "-o", out, "--strict")

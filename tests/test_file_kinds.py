@@ -11,7 +11,7 @@ import pytest
 
 from bnconvert.read.sniff import sniff
 
-from conftest import DATA, RESNET_FILES, run_cli
+from conftest import CAFFE, DATA, RESNET_FILES, run_cli
 
 LFS = b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a21\nsize 102400\n"
 T7 = DATA / "torch7" / "samples" / "bn4_float_fresh_binary.t7"
@@ -114,4 +114,4 @@ def test_sniff_signatures(head, name):
 @pytest.mark.parametrize("case", ["resnet_block", "bn_only", "legacy_blob_dims"])
 def test_real_caffe_files_are_no_other_kind(case):
     for name in ("deploy.prototxt", "model.caffemodel"):
-        assert sniff((DATA / "caffe" / case / name).read_bytes()[:64]) is None
+        assert sniff((CAFFE / case / name).read_bytes()[:64]) is None

@@ -20,9 +20,8 @@ from bnconvert.api import load_batch_norms
 from bnconvert.cli import main
 
 from caffe_builder import NetBuilder, blob
-from conftest import DATA
+from conftest import FORKS, cli_convert, fork_net, fork_outputs
 
-FORKS = DATA / "forks"
 # case folder, BN layer, producer (BN input) key, output key, flavour title
 CASES = [
     ("segnet/segnet_conv_bn_inference", "conv1_bn", "conv1", "conv1_bn", "SegNet/ENet BN"),
@@ -33,20 +32,8 @@ CASES = [
 ]
 
 
-def recorded(case: str) -> dict[str, np.ndarray]:
-    folder = FORKS / case
-    name = "outputs.npz" if (folder / "outputs.npz").exists() else "expected.npz"
-    return dict(np.load(folder / name))
-
-
 def convert(case: str, tmp_path: Path, with_prototxt: bool, *extra: str) -> Path:
-    folder = FORKS / case
-    out = tmp_path / "fork.pt"
-    files = ([str(folder / "deploy.prototxt")] if with_prototxt else []) + [
-        str(folder / "model.caffemodel")]
-    result = CliRunner().invoke(main, ["convert", *files, "-o", str(out), *extra])
-    assert result.exit_code == 0, result.output
-    return out
+    return cli_convert(FORKS / case, tmp_path / "fork.pt", with_prototxt, *extra)
 
 
 def forward(out: Path, x: np.ndarray, train: bool = False) -> np.ndarray:
@@ -69,7 +56,7 @@ def relative_error(got: np.ndarray, want: np.ndarray) -> float:
 @pytest.mark.parametrize("case,layer,source,target,flavour", CASES, ids=[c[0] for c in CASES])
 def test_fork_output_reproduced(case, layer, source, target, flavour, with_prototxt,
                                 tmp_path) -> None:
-    data = recorded(case)
+    data = fork_outputs(case)
     out = convert(case, tmp_path, with_prototxt)
     got = forward(out, data[source])
     assert relative_error(got, data[target]) <= 1e-5
@@ -86,7 +73,7 @@ def test_inspect_names_the_flavour(case, layer, source, target, flavour) -> None
 
 
 def test_nvidia_effective_parameters_match_expected() -> None:
-    data = recorded("nvcaffe/nv_scale_bias_float")
+    data = fork_outputs("nvcaffe/nv_scale_bias_float")
     folder = FORKS / "nvcaffe/nv_scale_bias_float"
     (record,) = load_batch_norms(folder / "deploy.prototxt", folder / "model.caffemodel")
     for field in ("running_mean", "running_var", "weight", "bias"):
@@ -107,18 +94,6 @@ def test_pspnet_effective_parameters_match_fork_meta() -> None:
 
 C = 3
 X = np.random.default_rng(11).normal(1.0, 2.0, size=(2, C, 4, 4)).astype(np.float32)
-
-
-def fork_net(tmp_path: Path, bn_type: str, blobs: list, param_text: str) -> tuple[Path, Path]:
-    builder = NetBuilder().input("data", [2, C, 4, 4])
-    builder.layer("bn", bn_type, ["data"], ["data"], blobs)
-    _, model = builder.save(tmp_path, prototxt=False)
-    prototxt = tmp_path / "deploy.prototxt"
-    prototxt.write_text('layer { name: "data" type: "Input" top: "data" input_param { shape '
-                        '{ dim: 2 dim: 3 dim: 4 dim: 4 } } }\n'
-                        f'layer {{ name: "bn" type: "{bn_type}" bottom: "data" top: "data" '
-                        f'{param_text} }}\n')
-    return prototxt, model
 
 
 def per_channel(values) -> np.ndarray:

@@ -8,7 +8,6 @@ prototxts written in the tests, or corpus files (``tests/data/corpus``, LIST.jso
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -23,9 +22,8 @@ from bnconvert.inspect import inspect_net
 from bnconvert.read.net import load_net
 
 from caffe_builder import NetBuilder, blob
+from conftest import CORPUS, CORPUS_LIST
 
-CORPUS = Path(__file__).parent / "data" / "corpus"
-LIST = {e["local_file"]: e for e in json.loads((CORPUS / "LIST.json").read_text())}
 _SOLVER_NET = re.compile(r"^(?:train_)?net_param\s*\{", re.M)  # a solver's embedded net
 MEAN, VAR, GAMMA, BETA = [1.0, -2.0, 3.0], [4.0, 5.0, 6.0], [0.5, 1.5, 2.5], [0.1, 0.2, 0.3]
 SCB = "ducha-aiki__caffenet-benchmark__prototxt__activations__caffenet128_lsuv_BatchNorm_ScB_nononlin.prototxt"  # noqa: E501
@@ -95,7 +93,7 @@ def test_per_phase_batch_norm_converts_with_the_test_definition(tmp_path: Path) 
 
 
 def test_corpus_train_test_file_defines_each_batch_norm_twice() -> None:
-    counts = LIST[SCB]["counts"]
+    counts = CORPUS_LIST[SCB]["counts"]
     assert counts["BatchNorm"] == 2 * counts["test_phase_BatchNorm"] > 0
     report = inspect_net(load_net(CORPUS / SCB, None))
     assert len(report.chains) == counts["test_phase_BatchNorm"]
@@ -121,12 +119,12 @@ def test_net_embedded_in_a_solver(field: str, tmp_path: Path) -> None:
 
 
 def test_corpus_solver_files_are_read_as_their_net() -> None:
-    solvers = [n for n, e in LIST.items() if e["solver_embedded_net"]]
-    assert solvers == [n for n in LIST if _SOLVER_NET.search((CORPUS / n).read_text())]
+    solvers = [n for n, e in CORPUS_LIST.items() if e["solver_embedded_net"]]
+    assert solvers == [n for n in CORPUS_LIST if _SOLVER_NET.search((CORPUS / n).read_text())]
     for name in solvers:
         net = load_net(CORPUS / name, None)
         assert net.source == "solver net_param"
-        assert len(inspect_net(net).chains) == LIST[name]["counts"]["test_phase_BatchNorm"]
+        assert len(inspect_net(net).chains) == CORPUS_LIST[name]["counts"]["test_phase_BatchNorm"]
 
 
 # --- V1 layers with string types -----------------------------------------------------------
@@ -164,9 +162,9 @@ def test_corpus_v1_file_with_a_string_type() -> None:
     """The file's one V1 ``layers`` entry (the final Softmax, type written as a string) sits
     beside 300 V2 layers; the BN chains are in the V2 layers."""
     name = "lim0606__caffe-googlenet-bn__deploy.prototxt"
-    assert LIST[name]["counts"]["v1_layers"] == 1
+    assert CORPUS_LIST[name]["counts"]["v1_layers"] == 1
     report = inspect_net(load_net(CORPUS / name, None))
-    assert len(report.chains) == LIST[name]["counts"]["test_phase_BatchNorm"] > 0
+    assert len(report.chains) == CORPUS_LIST[name]["counts"]["test_phase_BatchNorm"] > 0
     assert all(c.scale for c in report.chains)
 
 
@@ -195,7 +193,7 @@ def test_corpus_mobilenet_v3_gating_scales() -> None:
     name = "eric612__MobileNet-YOLO__models__mobilenetv3_voc__test.prototxt"
     report = inspect_net(load_net(CORPUS / name, None))
     gating = [r for r in report.standalone_affine if r.reason.startswith("2 bottoms")]
-    assert len(gating) == LIST[name]["scale_two_bottom"] > 0
+    assert len(gating) == CORPUS_LIST[name]["scale_two_bottom"] > 0
     scales = {c.scale for c in report.chains}
     assert not scales & {r.layer for r in gating}
 

@@ -6,7 +6,6 @@ this project) and protobuf's own ``text_format`` parser on the fields the schema
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -24,12 +23,10 @@ from bnconvert.read.prototxt import (
     parse_prototxt_text,
 )
 
-DATA = Path(__file__).parent / "data"
-CORPUS = DATA / "corpus"
+from conftest import CORPUS, CORPUS_ADAPTED, CORPUS_ENTRIES, CORPUS_LIST, DATA
+
 NETS = DATA / "nets"
-LIST = {entry["local_file"]: entry for entry in json.loads((CORPUS / "LIST.json").read_text())}
 CORPUS_FILES = sorted(p.name for p in CORPUS.glob("*.prototxt"))
-ADAPTED = {e["adapted_file"]: e for e in LIST.values() if e["adapted_file"]}
 V1 = caffe_pb2.V1LayerParameter
 
 
@@ -46,15 +43,15 @@ def _unknown_counts(parsed: ParsedPrototxt) -> dict[str, int]:
 
 
 def test_corpus_is_complete() -> None:
-    entries = json.loads((CORPUS / "LIST.json").read_text())
-    assert len(LIST) == len(entries)  # one entry per original file
-    assert len(CORPUS_FILES) == len(LIST) + len(ADAPTED)  # no adapted name is an original's
-    assert {*LIST, *ADAPTED} == set(CORPUS_FILES)
+    assert len(CORPUS_LIST) == len(CORPUS_ENTRIES)  # one entry per original file
+    # no adapted file's name is an original's
+    assert len(CORPUS_FILES) == len(CORPUS_LIST) + len(CORPUS_ADAPTED)
+    assert {*CORPUS_LIST, *CORPUS_ADAPTED} == set(CORPUS_FILES)
 
 
-@pytest.mark.parametrize("name", sorted(LIST))
+@pytest.mark.parametrize("name", sorted(CORPUS_LIST))
 def test_corpus_file_has_listed_layer_counts(name: str) -> None:
-    entry = LIST[name]
+    entry = CORPUS_LIST[name]
     counts = entry["counts"]
     parsed = parse_prototxt(CORPUS / name)
     types = _layer_types(parsed)
@@ -66,15 +63,15 @@ def test_corpus_file_has_listed_layer_counts(name: str) -> None:
     assert parsed.source == ("solver net_param" if entry["solver_embedded_net"] else "net")
 
 
-@pytest.mark.parametrize("name", sorted(LIST))
+@pytest.mark.parametrize("name", sorted(CORPUS_LIST))
 def test_corpus_file_reports_listed_unknown_fields(name: str) -> None:
     parsed = parse_prototxt(CORPUS / name)
-    assert _unknown_counts(parsed) == LIST[name]["unknown_fields"]
+    assert _unknown_counts(parsed) == CORPUS_LIST[name]["unknown_fields"]
 
 
-@pytest.mark.parametrize("name", sorted(ADAPTED))
+@pytest.mark.parametrize("name", sorted(CORPUS_ADAPTED))
 def test_adapted_file_keeps_the_batch_norms_and_drops_the_header(name: str) -> None:
-    counts = ADAPTED[name]["counts"]
+    counts = CORPUS_ADAPTED[name]["counts"]
     parsed = parse_prototxt(CORPUS / name)
     types = _layer_types(parsed)
     assert [types[k] for k in ("BatchNorm", "BN", "Scale")] == [
@@ -120,7 +117,8 @@ def test_unknown_field_is_reported_with_its_layer_and_position() -> None:
     for u in parsed.unknown:
         assert lines[u.line - 1][u.column - 1 :].startswith(u.field)
     scale_bias = [u for u in parsed.unknown if u.field == "scale_bias"]
-    assert len(scale_bias) == LIST[path.name]["unknown_fields"]["BatchNormParameter.scale_bias"]
+    listed = CORPUS_LIST[path.name]["unknown_fields"]["BatchNormParameter.scale_bias"]
+    assert len(scale_bias) == listed
     assert scale_bias
     assert all(u.path == f'layer["{u.layer}"].batch_norm_param.scale_bias' for u in scale_bias)
     assert parsed.unknown[0] == UnknownField(
@@ -132,7 +130,7 @@ def test_fork_bn_layer_is_skipped_as_one_block() -> None:
     name = "alexgkendall__SegNet-Tutorial__Example_Models__segnet_pascal.prototxt"
     parsed = parse_prototxt(CORPUS / name)
     bn = [u for u in parsed.unknown if u.field == "bn_param"]
-    assert len(bn) == _layer_types(parsed)["BN"] == LIST[name]["counts"]["BN"] > 0
+    assert len(bn) == _layer_types(parsed)["BN"] == CORPUS_LIST[name]["counts"]["BN"] > 0
     assert all(u.path == f'layer["{u.layer}"].bn_param' for u in bn)
     assert not any(u.field in ("scale_filler", "shift_filler", "bn_mode") for u in parsed.unknown)
 
@@ -142,7 +140,7 @@ def test_fork_bn_layer_is_skipped_as_one_block() -> None:
 
 def test_v1_type_written_as_a_string_is_mapped_to_the_enum() -> None:
     name = "lim0606__caffe-googlenet-bn__deploy.prototxt"
-    assert LIST[name]["unknown_enum_values"] == {'V1LayerParameter.type="Softmax"': 1}
+    assert CORPUS_LIST[name]["unknown_enum_values"] == {'V1LayerParameter.type="Softmax"': 1}
     parsed = parse_prototxt(CORPUS / name)
     assert [(layer.name, layer.type) for layer in parsed.net.layers] == [("prob", V1.SOFTMAX)]
     assert parsed.unknown == () and parsed.v1_type_strings == {}

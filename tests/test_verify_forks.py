@@ -24,10 +24,9 @@ from bnconvert.verify import verify_file
 from bnconvert.verify.reference import read_reference_chain
 from bnconvert.verify.reference_forks import reference_forward
 
-from caffe_builder import NetBuilder, blob
-from conftest import DATA
+from caffe_builder import blob
+from conftest import FORKS, fork_net, fork_outputs
 
-FORKS = DATA / "forks"
 # case, BN layer, recorded input key, recorded output key, exact (run by the fork itself)
 CASES = [
     ("segnet/segnet_conv_bn_inference", "conv1_bn", "conv1", "conv1_bn", True),
@@ -43,12 +42,6 @@ def files(case: str, with_prototxt: bool = True) -> tuple[Path | None, Path]:
     return (folder / "deploy.prototxt" if with_prototxt else None), folder / "model.caffemodel"
 
 
-def recorded(case: str) -> dict[str, np.ndarray]:
-    folder = FORKS / case
-    name = "outputs.npz" if (folder / "outputs.npz").exists() else "expected.npz"
-    return dict(np.load(folder / name))
-
-
 def reference_of(prototxt: Path | None, model: Path, index: int = 0):
     net = load_net(prototxt, model)
     return read_reference_chain(net, pair_batch_norm_chains(net).chains[index])
@@ -60,7 +53,7 @@ def reference_of(prototxt: Path | None, model: Path, index: int = 0):
 @pytest.mark.parametrize("case,layer,source,target,exact", CASES, ids=IDS)
 def test_reference_reproduces_the_forks_outputs(case, layer, source, target, exact,
                                                 with_prototxt) -> None:
-    data = recorded(case)
+    data = fork_outputs(case)
     chain = reference_of(*files(case, with_prototxt))
     assert chain.batch_norm == layer
     got = reference_forward(chain, data[source]).output
@@ -73,7 +66,7 @@ def test_reference_reproduces_the_forks_outputs(case, layer, source, target, exa
 
 
 def test_nvidia_reference_normalized_term_matches_expected() -> None:
-    data = recorded("nvcaffe/nv_scale_bias_float")
+    data = fork_outputs("nvcaffe/nv_scale_bias_float")
     forward = reference_forward(reference_of(*files("nvcaffe/nv_scale_bias_float")),
                                 data["conv1/bn/input"])
     error = np.abs(forward.normalized - data["conv1/bn/normalized"]).max()
@@ -91,7 +84,7 @@ def test_verify_passes_fork_conversions(case, layer, source, target, exact, with
     prototxt, model = files(case, with_prototxt)
     output = tmp_path / f"bn{ext}"
     convert(prototxt, model, output)
-    user = recorded(case)[source]
+    user = fork_outputs(case)[source]
     report = verify_file(prototxt, model, output, user_input=user)
     (row,) = report.chains
     assert report.passed, report.to_json()
@@ -171,20 +164,6 @@ def test_injected_defects_fail_naming_the_layer(case, layer, defect, ext, tmp_pa
 # --- self-built cases: each fork's formula written out here ---------------------------------
 
 C = 3
-
-
-def fork_net(tmp_path: Path, bn_type: str, blobs: list, param_text: str,
-             shape=(2, C, 4, 4)) -> tuple[Path, Path]:
-    builder = NetBuilder().input("data", list(shape))
-    builder.layer("bn", bn_type, ["data"], ["data"], blobs)
-    _, model = builder.save(tmp_path, prototxt=False)
-    dims = " ".join(f"dim: {d}" for d in shape)
-    prototxt = tmp_path / "deploy.prototxt"
-    prototxt.write_text(f'layer {{ name: "data" type: "Input" top: "data" input_param {{ shape '
-                        f'{{ {dims} }} }} }}\n'
-                        f'layer {{ name: "bn" type: "{bn_type}" bottom: "data" top: "data" '
-                        f'{param_text} }}\n')
-    return prototxt, model
 
 
 def bn_formula(x, mean, var, eps, weight, bias) -> np.ndarray:

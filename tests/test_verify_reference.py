@@ -7,7 +7,6 @@ Input of a chain = the output of the BatchNorm's producer; expected = each chain
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +21,8 @@ from bnconvert.verify.reference import (
     read_caffe_chain,
 )
 
-CAFFE = Path(__file__).parent / "data" / "caffe"
+from conftest import CAFFE
+
 CASES = sorted(p.name for p in CAFFE.iterdir() if (p / "outputs.npz").exists())
 
 
