@@ -103,3 +103,17 @@ def fork_net(tmp_path: Path, bn_type: str, blobs: Sequence[caffe_pb2.BlobProto],
                         f'layer {{ name: "bn" type: "{bn_type}" bottom: "data" top: "data" '
                         f'{param_text} }}\n')
     return prototxt, model
+
+
+def bn_caffemodel(tmp_path: Path, shape: Sequence[int], blobs: Sequence[Sequence[float]], *,
+                  scale: tuple[Sequence[float], Sequence[float]] | None = None,
+                  double: bool = False) -> Path:
+    """A caffemodel alone: Input ``data`` of ``shape``, BatchNorm ``bn`` with ``blobs`` (in
+    ``double_data`` when ``double``) and, given ``scale`` = (gamma, beta), a Scale ``sc``."""
+    from caffe_builder import NetBuilder, blob
+
+    builder = NetBuilder("t").input("data", shape)
+    builder.layer("bn", "BatchNorm", ["data"], ["data"], [blob(v, double=double) for v in blobs])
+    if scale is not None:
+        builder.scale("sc", "data", "data", *scale)
+    return builder.save(tmp_path, prototxt=False)[1]

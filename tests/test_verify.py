@@ -19,7 +19,7 @@ from bnconvert.cli import main
 from bnconvert.verify import DEFAULT_ATOL, DEFAULT_RTOL, verify_file
 from bnconvert.write.fingerprint import fingerprint
 
-from conftest import CAFFE, caffe_files
+from conftest import CAFFE, bn_caffemodel, caffe_files
 
 CASES = sorted(p.name for p in CAFFE.iterdir() if (p / "model.caffemodel").exists())
 PASSING = [c for c in CASES if c != "global_stats_false"]
@@ -368,21 +368,8 @@ def test_inspect_and_cli_start_up_do_not_import_torch():
 # --- self-built nets for what the fixtures lack (ranks 3 and 5, large mean/std) ---------------
 
 def _bn_scale_model(tmp_path, shape, mean, var) -> Path:
-    from bnconvert._proto import caffe_pb2
-
-    net = caffe_pb2.NetParameter(name="t")
-    net.layer.add(name="data", type="Input", top=["data"]).input_param.shape.add(dim=shape)
-    bn = net.layer.add(name="bn", type="BatchNorm", bottom=["data"], top=["data"])
-    scale = net.layer.add(name="sc", type="Scale", bottom=["data"], top=["data"])
-    scale.scale_param.bias_term = True
-    for layer, vectors in ((bn, (mean, var, [1.0])), (scale, ([1.5, 0.5, -1], [0.1, 0.2, 0.3]))):
-        for values in vectors:
-            blob = layer.blobs.add()
-            blob.shape.dim.append(len(values))
-            blob.data.extend(values)
-    path = tmp_path / "m.caffemodel"
-    path.write_bytes(net.SerializeToString())
-    return path
+    return bn_caffemodel(tmp_path, shape, (mean, var, [1.0]),
+                         scale=([1.5, 0.5, -1], [0.1, 0.2, 0.3]))
 
 
 @pytest.mark.parametrize("shape, module", [([2, 3], "BatchNorm1d"), ([2, 3, 5], "BatchNorm1d"),

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from bnconvert._proto import caffe_pb2
 from bnconvert.api import convert
 from bnconvert.cli import main
 from bnconvert.fold.chains import pair_batch_norm_chains
@@ -23,7 +22,7 @@ from bnconvert.verify.compare import measure
 from bnconvert.verify.external import Unsupported, external_reference
 from bnconvert.verify.reference import ChainForward, caffe_chain_forward, read_caffe_chain
 
-from conftest import CAFFE, caffe_files
+from conftest import CAFFE, bn_caffemodel, caffe_files
 
 CASES = sorted(p.name for p in CAFFE.iterdir() if (p / "outputs.npz").exists())
 NOT_BY_OPENCV = {
@@ -91,16 +90,7 @@ def test_chains_opencv_cannot_run_are_not_checked_rather_than_failed(tmp_path, c
 
 
 def test_double_data_blobs_are_not_checked_by_opencv(tmp_path):
-    model = caffe_pb2.NetParameter(name="t")
-    data = model.layer.add(name="data", type="Input", top=["data"])
-    data.input_param.shape.add(dim=[2, 2, 3, 3])
-    bn = model.layer.add(name="bn", type="BatchNorm", bottom=["data"], top=["data"])
-    for values in ([1.0, 2.0], [3.0, 4.0], [2.0]):
-        blob = bn.blobs.add()
-        blob.shape.dim.append(len(values))
-        blob.double_data.extend(values)
-    path = tmp_path / "m.caffemodel"
-    path.write_bytes(model.SerializeToString())
+    path = bn_caffemodel(tmp_path, [2, 2, 3, 3], ([1.0, 2.0], [3.0, 4.0], [2.0]), double=True)
     convert(None, path, tmp_path / "bn.pt")
     report = verify_file(None, path, tmp_path / "bn.pt", reference="opencv")
     assert report.chains[0].status == "not checked"
