@@ -74,7 +74,7 @@ def cli_convert(folder: Path, out: Path, with_prototxt: bool = True, *extra: str
     model.caffemodel to ``out``, which must succeed."""
     files = ([str(folder / "deploy.prototxt")] if with_prototxt else []) + [
         str(folder / "model.caffemodel")]
-    result = CliRunner().invoke(main, ["convert", *files, "-o", str(out), *extra])
+    result = invoke_cli("convert", *files, "-o", out, *extra)
     assert result.exit_code == 0, result.output
     return out
 

@@ -13,11 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from bnconvert.cli import main
-
-from conftest import CAFFE, CAFFE_CASES, cli_convert
+from conftest import CAFFE, CAFFE_CASES, cli_convert, invoke_cli
 
 MODULES = {2: torch.nn.BatchNorm1d, 3: torch.nn.BatchNorm1d, 4: torch.nn.BatchNorm2d,
            5: torch.nn.BatchNorm3d}
@@ -95,8 +92,8 @@ def test_batch_statistics_case_warns_and_matches_train_mode(tmp_path: Path) -> N
     case = "global_stats_false"
     folder = CAFFE / case
     out = tmp_path / "g.pt"
-    result = CliRunner().invoke(main, ["convert", str(folder / "deploy.prototxt"),
-                                       str(folder / "model.caffemodel"), "-o", str(out)])
+    result = invoke_cli("convert", str(folder / "deploy.prototxt"),
+                        str(folder / "model.caffemodel"), "-o", str(out))
     assert result.exit_code == 0
     assert "use_global_stats is false" in result.output
     state = torch.load(out, weights_only=True)
@@ -112,9 +109,9 @@ def test_batch_statistics_case_warns_and_matches_train_mode(tmp_path: Path) -> N
 def test_batch_statistics_case_fails_under_strict(tmp_path: Path) -> None:
     folder = CAFFE / "global_stats_false"
     out = tmp_path / "g.pt"
-    result = CliRunner().invoke(main, ["convert", str(folder / "deploy.prototxt"),
-                                       str(folder / "model.caffemodel"), "-o", str(out),
-                                       "--strict"])
+    result = invoke_cli("convert", str(folder / "deploy.prototxt"),
+                        str(folder / "model.caffemodel"), "-o", str(out),
+                        "--strict")
     assert result.exit_code == 1
     assert "use_global_stats is false" in result.output and "--strict" in result.output
     assert not out.exists() and not Path(str(out) + ".json").exists()
@@ -122,8 +119,8 @@ def test_batch_statistics_case_fails_under_strict(tmp_path: Path) -> None:
 
 def test_zero_scale_factor_warns(tmp_path: Path) -> None:
     folder = CAFFE / "zero_scale_factor"
-    result = CliRunner().invoke(main, ["convert", str(folder / "model.caffemodel"),
-                                       "-o", str(tmp_path / "z.pt")])
+    result = invoke_cli("convert", str(folder / "model.caffemodel"),
+                        "-o", str(tmp_path / "z.pt"))
     assert result.exit_code == 0
     assert "scale factor is 0" in result.output
 

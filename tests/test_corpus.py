@@ -39,16 +39,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from google.protobuf import text_format
 
 import bnconvert
 from bnconvert._proto import caffe_pb2
-from bnconvert.cli import main
 from bnconvert.inspect import InspectReport, inspect_net
 from bnconvert.read.net import Net, load_net
 
-from conftest import CORPUS, CORPUS_ADAPTED, CORPUS_ENTRIES, CORPUS_LIST
+from conftest import CORPUS, CORPUS_ADAPTED, CORPUS_ENTRIES, CORPUS_LIST, invoke_cli
 
 ROOT = Path(__file__).parent.parent
 ORIGINALS = sorted(CORPUS_LIST)
@@ -166,7 +164,7 @@ def test_batch_norm_eps_as_listed(name: str) -> None:
 
 def test_eltwise_affine_file_says_what_is_not_converted_and_why() -> None:
     name = next(n for n in ORIGINALS if ELTWISE_AFFINE in CORPUS_LIST[n]["flavour_counts"])
-    result = CliRunner().invoke(main, ["inspect", str(CORPUS / name)])
+    result = invoke_cli("inspect", str(CORPUS / name))
     assert result.exit_code == 0, result.output
     assert ": 7 BatchNorm chain(s): BVLC BatchNorm (no Scale) x7\n" in result.output
     assert ("  conv1_BN: EltwiseAffine 'ea_BN1' after 'conv1_BN' is not folded (a fork layer "
@@ -179,7 +177,7 @@ def test_eltwise_affine_file_says_what_is_not_converted_and_why() -> None:
 
 def test_se_gating_scales_are_named_with_their_reason() -> None:
     name = "hujie-frank__SENet__models__SE-BN-Inception.prototxt"
-    result = CliRunner().invoke(main, ["inspect", str(CORPUS / name)])
+    result = invoke_cli("inspect", str(CORPUS / name))
     assert result.exit_code == 0, result.output
     assert "Scale/Bias not part of a BatchNorm (10; not converted" in result.output
     assert ("  inception_3a_scale (Scale): 2 bottoms: it takes its factors from another blob "
@@ -200,7 +198,7 @@ def test_scale_on_the_net_input_is_a_standalone_affine() -> None:
 def test_cli_inspect_lists_every_chain(name: str) -> None:
     entry = CORPUS_LIST.get(name) or CORPUS_ADAPTED[name]
     counts = entry["counts"]
-    result = CliRunner().invoke(main, ["inspect", str(CORPUS / name)])
+    result = invoke_cli("inspect", str(CORPUS / name))
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     chains = counts["test_phase_BatchNorm"] + counts["test_phase_BN"]
@@ -214,7 +212,7 @@ def test_cli_inspect_lists_every_chain(name: str) -> None:
 
 @pytest.mark.parametrize("name", ORIGINALS)
 def test_cli_inspect_json_names_each_flavour(name: str) -> None:
-    result = CliRunner().invoke(main, ["inspect", "--json", str(CORPUS / name)])
+    result = invoke_cli("inspect", "--json", str(CORPUS / name))
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     ids = Counter(LIST_FLAVOURS[f][0] for f, n in CORPUS_LIST[name]["flavour_counts"].items()

@@ -12,14 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 from bnconvert.api import convert
-from bnconvert.cli import main
 from bnconvert.verify import DEFAULT_ATOL, DEFAULT_RTOL, verify_file
 from bnconvert.write.fingerprint import fingerprint
 
-from conftest import CAFFE, bn_caffemodel, caffe_files
+from conftest import CAFFE, bn_caffemodel, caffe_files, invoke_cli, run_cli
 
 CASES = sorted(p.name for p in CAFFE.iterdir() if (p / "model.caffemodel").exists())
 PASSING = [c for c in CASES if c != "global_stats_false"]
@@ -33,8 +31,7 @@ def _convert(case: str, output: Path, **kwargs) -> Path:
 
 
 def _cli(*args: object) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["verify", *map(str, args)])
-    return result.exit_code, result.stdout, result.stderr
+    return run_cli("verify", *args)
 
 
 def _statuses(report) -> dict[str, str]:
@@ -352,7 +349,7 @@ def test_input_with_the_wrong_channel_count_exits_2(tmp_path):
 
 
 def test_help_states_the_library_defaults():
-    result = CliRunner().invoke(main, ["verify", "--help"])
+    result = invoke_cli("verify", "--help")
     text = " ".join(result.stdout.split())
     assert f"(default {DEFAULT_RTOL:g})" in text and f"(default {DEFAULT_ATOL:g})" in text
 

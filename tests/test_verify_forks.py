@@ -14,10 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from bnconvert.api import convert, load_batch_norms, save
-from bnconvert.cli import main
 from bnconvert.fold.chains import pair_batch_norm_chains
 from bnconvert.read.net import load_net
 from bnconvert.verify import verify_file
@@ -25,7 +23,7 @@ from bnconvert.verify.reference import read_reference_chain
 from bnconvert.verify.reference_forks import reference_forward
 
 from caffe_builder import blob
-from conftest import FORKS, fork_net, fork_outputs
+from conftest import FORKS, fork_net, fork_outputs, invoke_cli
 
 # case, BN layer, recorded input key, recorded output key, exact (run by the fork itself)
 CASES = [
@@ -106,8 +104,8 @@ def test_verify_passes_fork_pt_without_manifest(case, layer, source, target, exa
 def test_verify_cli_passes_a_pspnet_conversion(tmp_path) -> None:
     output = tmp_path / "bn.t7"
     convert(*files("pspnet/psp_conv_bn_relu"), output)
-    result = CliRunner().invoke(main, ["verify", *map(str, files("pspnet/psp_conv_bn_relu")),
-                                       str(output), "--json"])
+    result = invoke_cli("verify", *map(str, files("pspnet/psp_conv_bn_relu")),
+                        str(output), "--json")
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)["chains"]
     assert (row["batch_norm"], row["flavour"], row["status"]) == ("conv1/bn", "yjxiong", "pass")
@@ -153,7 +151,7 @@ def test_injected_defects_fail_naming_the_layer(case, layer, defect, ext, tmp_pa
     records = [defect(r) for r in load_batch_norms(*files(case))]
     output = tmp_path / f"bn{ext}"
     save(records, output)
-    result = CliRunner().invoke(main, ["verify", *map(str, files(case)), str(output)])
+    result = invoke_cli("verify", *map(str, files(case)), str(output))
     assert result.exit_code == 1, result.output
     assert f"  {layer}: " in result.stdout and "FAIL" in result.stdout
     (row,) = verify_file(*files(case), output).chains
@@ -259,8 +257,8 @@ def test_segnet_learn_mode_fails_with_the_reason(tmp_path) -> None:
     got = reference_forward(chain, X).output
     assert np.abs(got - want).max() <= 1e-6 * np.abs(want).max()
     convert(prototxt, model, tmp_path / "bn.pt")
-    result = CliRunner().invoke(main, ["verify", str(prototxt), str(model),
-                                       str(tmp_path / "bn.pt")])
+    result = invoke_cli("verify", str(prototxt), str(model),
+                        str(tmp_path / "bn.pt"))
     assert result.exit_code == 1
     assert "  bn: 3 of 3 channels differ" in result.stdout
     assert ("SegNet's BN in bn_mode LEARN (its default) normalizes with each batch's own mean "

@@ -11,10 +11,8 @@ import json
 import cv2  # noqa: F401  (the test extra installs it: fail loudly if it is missing)
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from bnconvert.api import convert
-from bnconvert.cli import main
 from bnconvert.fold.chains import pair_batch_norm_chains
 from bnconvert.read.net import load_net
 from bnconvert.verify import ReferenceUnavailableError, verify_file
@@ -22,7 +20,7 @@ from bnconvert.verify.compare import measure
 from bnconvert.verify.external import Unsupported, external_reference
 from bnconvert.verify.reference import ChainForward, caffe_chain_forward, read_caffe_chain
 
-from conftest import CAFFE, bn_caffemodel, caffe_files
+from conftest import CAFFE, bn_caffemodel, caffe_files, invoke_cli
 
 CASES = sorted(p.name for p in CAFFE.iterdir() if (p / "outputs.npz").exists())
 NOT_BY_OPENCV = {
@@ -57,8 +55,8 @@ def test_opencv_reproduces_the_caffe_outputs_or_says_what_it_cannot_run(case):
 def test_verify_with_the_opencv_reference_passes_converted_files(tmp_path, case):
     output = tmp_path / "bn.pt"
     convert(*caffe_files(case), output)
-    result = CliRunner().invoke(main, ["verify", *map(str, caffe_files(case)), str(output),
-                                       "--reference", "opencv"])
+    result = invoke_cli("verify", *map(str, caffe_files(case)), str(output),
+                        "--reference", "opencv")
     assert result.exit_code == 0, result.output
     assert "against the opencv reference" in result.stdout
 
@@ -79,8 +77,8 @@ def test_verify_with_opencv_catches_a_defect(tmp_path):
 def test_chains_opencv_cannot_run_are_not_checked_rather_than_failed(tmp_path, case):
     output = tmp_path / "bn.pt"
     convert(*caffe_files(case), output)
-    result = CliRunner().invoke(main, ["verify", *map(str, caffe_files(case)), str(output),
-                                       "--reference", "opencv", "--json"])
+    result = invoke_cli("verify", *map(str, caffe_files(case)), str(output),
+                        "--reference", "opencv", "--json")
     report = json.loads(result.stdout)
     (row,) = report["chains"]
     assert row["status"] == "not checked"
@@ -103,8 +101,8 @@ def test_pycaffe_reference_without_pycaffe_is_a_usage_error(tmp_path):
     with pytest.raises(ReferenceUnavailableError, match="--reference pycaffe needs 'import "
                                                         "caffe', which failed"):
         external_reference("pycaffe")
-    result = CliRunner().invoke(main, ["verify", *map(str, caffe_files("bn_only")),
-                                       str(tmp_path / "missing.pt"), "--reference", "pycaffe"])
+    result = invoke_cli("verify", *map(str, caffe_files("bn_only")),
+                        str(tmp_path / "missing.pt"), "--reference", "pycaffe")
     assert result.exit_code == 2
 
 
