@@ -104,8 +104,10 @@ def fold_net(net: Net, options: FoldOptions | None = None,
     options = replace(options or FoldOptions(), **settings)
     if net.refused_by_caffe:
         raise UnsupportedLayerError(f"{net.describe()}: {net.refused_by_caffe}")
-    if net.source == "caffemodel" and net.header_problem:
-        raise BnConvertError(f"{net.describe()}: {net.header_problem}; pass the prototxt too")
+    unread = net.definition_problems() if net.source == "caffemodel" else ()
+    if unread:
+        raise BnConvertError(f"{net.describe()}: the net's definition in the caffemodel was not "
+                             f"read faithfully ({'; '.join(unread)}); pass the prototxt too")
     analysis = pair_batch_norm_chains(net, options.flavour)
     problems = [p for chain in analysis.chains for p in chain.problems]
     if problems:

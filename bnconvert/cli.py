@@ -19,6 +19,8 @@ import click
 
 from ._version import __version__
 from .errors import BnConvertError
+from .flavours import selectable_ids
+from .write.registry import EXTENSIONS, supported_formats
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,11 +51,6 @@ def _split_files(files: tuple[Path, ...], need_model: bool) -> tuple[Path | None
     raise click.UsageError("expected [PROTOTXT] CAFFEMODEL (one or two files)")
 
 
-# The flavour ids of bnconvert.flavours (kept literal so that --help imports nothing heavy;
-# tests/test_flavours.py keeps the two equal).
-FLAVOR_IDS = ("bvlc", "nvcaffe", "intel", "segnet", "yjxiong")
-
-
 def _usage(problem: str | None) -> None:
     """A usage error (exit 2) when ``problem`` is set."""
     if problem:
@@ -68,7 +65,7 @@ def _t7_only_options(cudnn: bool) -> list[str]:
 
 
 _FLAVOR = click.option(
-    "--flavor", type=click.Choice(FLAVOR_IDS),
+    "--flavor", type=click.Choice(selectable_ids()),
     help="Which Caffe's BN layers these are, when the files are ambiguous (default: detected "
          "from layer type, parameters and blobs).")
 _FILES = click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -84,9 +81,8 @@ def main() -> None:
 @main.command()
 @_FILES
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file: .pt, .pth, .safetensors or .t7 (missing folders are "
-                   "created).")
-@click.option("--format", "fmt", type=click.Choice(["pt", "safetensors", "t7"]),
+              help=f"Output file: {', '.join(EXTENSIONS)} (missing folders are created).")
+@click.option("--format", "fmt", type=click.Choice(supported_formats()),
               help="Output format (default: from the extension).")
 @click.option("--affine", is_flag=True,
               help="Give BatchNorms without a Scale weight 1 / bias 0 (for loaders that "

@@ -11,10 +11,10 @@ computes) and lists the fork layer under ``not_converted`` with the reason (``FO
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .flavours import BN_LIKE_TYPES, Flavour, flavour_by_id
+from .flavours import Flavour, bn_like_types, flavour_by_id
 from .fold.chains import FORK_AFFINE, BatchNormChain, BlobGraph, pair_batch_norm_chains
 from .layers import bvlc_layer_types
 from .naming import key_for_layer_name
@@ -143,6 +143,23 @@ def _title(flavour: Flavour | None, flavour_id: str) -> str:
     return flavour.title if flavour is not None else flavour_id
 
 
+def _conversion_problem(net: Net, chain: BatchNormChain) -> str | None:
+    """What ``convert`` would refuse in the chain's weights (missing or miscounted blobs, channel
+    counts that disagree with the producing layer, NaN/Inf, negative variance): the same fold
+    runs, so inspect and convert give one verdict. Needs the caffemodel (and numpy, imported
+    only then)."""
+    if net.caffemodel is None or chain.problems or flavour_by_id(chain.flavour) is None:
+        return None
+    from .errors import BnConvertError
+    from .fold.batch_norm import fold_batch_norm_chain
+
+    try:
+        fold_batch_norm_chain(net, chain)
+    except BnConvertError as exc:
+        return " ".join(str(exc).split())
+    return None
+
+
 def _fork_followers(chain: BatchNormChain, graph: BlobGraph) -> list[UnconvertedRow]:
     """Fork affine layers reading the chain's output (``FORK_AFFINE``)."""
     last = chain.layers()[-1]
@@ -198,6 +215,9 @@ def inspect_net(net: Net, flavour: str | None = None) -> InspectReport:
     for chain in analysis.chains:
         owner.update((x.index, chain) for x in chain.layers())
         followers = _fork_followers(chain, analysis.graph)
+        refused = _conversion_problem(net, chain)
+        if refused is not None:
+            chain = replace(chain, problems=(*chain.problems, refused))
         rows.append(_row(chain, list(chain.notes)))
         not_converted.extend(UnconvertedRow(chain.batch_norm.name, chain.batch_norm.type, p)
                              for p in chain.problems)
@@ -210,8 +230,9 @@ def inspect_net(net: Net, flavour: str | None = None) -> InspectReport:
             for x in analysis.standalone),
         unknown_fields=_skipped_fields(net),
         unknown_layer_types=dict(Counter(
-            x.type for x in net.layers if x.type not in bvlc_layer_types() | BN_LIKE_TYPES)),
-        missing_weights=net.missing_learned_weights(),
+            x.type for x in net.layers if x.type not in bvlc_layer_types() | bn_like_types())),
+        missing_weights=tuple(n for n in net.missing_learned_weights()
+                              if n not in {net.layers[i].name for i in owner}),
         unused_weights=net.unused_weights,
         flavour_counts=dict(Counter(chain_kind(row) for row in rows)),
         not_converted=tuple(not_converted), refused_by_caffe=net.refused_by_caffe,

@@ -291,8 +291,11 @@ def test_missing_batch_norm_weights_fail_naming_the_layer(tmp_path: Path) -> Non
         bnconvert.load_batch_norms(prototxt, model)
     result = invoke_cli("inspect", str(prototxt), str(model))
     assert result.exit_code == 0, result.output
-    assert "(Caffe keeps their initial values; not needed for BN conversion): conv, bn, sc, fc\n" \
+    # Issue #14: the chain's own layers are needed; inspect says so as convert does.
+    assert "(Caffe keeps their initial values; not needed for BN conversion): conv, fc\n" \
         in result.output
+    assert "bn: cannot convert: " in result.output and "layer 'bn' (BatchNorm) has no weights " \
+        "in the caffemodel" in result.output
 
 
 def test_unrecognized_blob_layout_is_listed_as_not_converted(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from bnconvert.read.net import load_net
 from bnconvert.verify import verify_file
 from bnconvert.verify.reference import read_reference_chain
 from bnconvert.verify.reference_forks import reference_forward
+from bnconvert.verify.walk import walk_chains
 
 from caffe_builder import blob
 from conftest import FORKS, fork_net, fork_outputs, invoke_cli
@@ -327,11 +328,9 @@ def test_flavours_without_a_reference_are_not_checked(tmp_path, monkeypatch) -> 
     convert(*files("pspnet/psp_conv_bn_relu"), output)
 
     def unknown(net, flavour=None):
-        analysis = pair_batch_norm_chains(net, flavour)
-        return replace(analysis, chains=tuple(replace(c, flavour="bn-unknown")
-                                              for c in analysis.chains))
+        return [replace(c, flavour="bn-unknown") for c in walk_chains(net, flavour)]
 
-    monkeypatch.setattr(run, "pair_batch_norm_chains", unknown)
+    monkeypatch.setattr(run, "walk_chains", unknown)
     (row,) = verify_file(*files("pspnet/psp_conv_bn_relu"), output).chains
     assert row.status == "not checked"
     assert row.reason == ("the reference implements bvlc, intel, nvcaffe, nvcaffe-digits, "

@@ -28,10 +28,14 @@ from . import yjxiong  # noqa: E402, F401
 from .base import FLAVOURS, Flavour, flavour
 
 __all__ = ["Flavour", "FLAVOURS", "flavour", "detect_flavour", "flavour_by_id",
-           "selectable_ids", "BN_LIKE_TYPES"]
+           "selectable_ids", "bn_like_types"]
 
-#: the Caffe types of BN-like layers
-BN_LIKE_TYPES = frozenset(f.layer_type for f in FLAVOURS.values())
+
+
+def bn_like_types() -> frozenset[str]:
+    """The Caffe types of BN-like layers: those some registered flavour handles."""
+    return frozenset(f.layer_type for f in FLAVOURS.values())
+
 #: what layouts each BN-like type has, for the error on a layer that fits none
 _LAYOUTS = {
     "BatchNorm": "no known BatchNorm layout (BVLC: 3 blobs; NVIDIA: 3 or 5; Intel: 4 or 5)",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import UnsupportedLayerError
-from ..flavours import BN_LIKE_TYPES, detect_flavour, flavour_by_id
+from ..flavours import bn_like_types, detect_flavour, flavour_by_id
 from ..graph import BlobGraph, Version, infer_blob_ranks
 from ..layers.learned import BiasParams, ScaleParams
 from ..read.net import Layer, Net
@@ -147,7 +147,7 @@ def pair_batch_norm_chains(net: Net, flavour: str | None = None) -> ChainAnalysi
     graph = BlobGraph(net)
     ranks = infer_blob_ranks(net)
     chains = [_chain_of(layer, net, graph, ranks, flavour) for layer in net.layers
-              if layer.type in BN_LIKE_TYPES]
+              if layer.type in bn_like_types()]
     claimed = {x.index for chain in chains for x in chain.layers()}
     standalone = tuple(x for x in net.layers
                        if x.type in ("Scale", "Bias") and x.index not in claimed)

@@ -1,6 +1,6 @@
 """The numpy reference for the BN layers of Caffe forks: each fork's TEST-phase forward, from the
 raw caffemodel blobs, in float32 in the order the fork's CPU code computes it. It shares no
-arithmetic with ``bnconvert.fold.forks`` (semantics: ``tests/data/forks/README.md``).
+arithmetic with the flavours' ``fold`` (semantics: ``tests/data/forks/README.md``).
 
 - SegNet/ENet ``BN`` (``bn_layer.cpp``), blobs scale, shift. ``INFERENCE``:
   ``y = x·scale + shift``. ``LEARN`` (default): batch statistics in every phase,
@@ -14,7 +14,7 @@ arithmetic with ``bnconvert.fold.forks`` (semantics: ``tests/data/forks/README.m
 - Intel merged ``BatchNorm`` (mean·s, var·s, s, gamma[, beta]): BVLC's BatchNorm and Scale, so it
   is read into a ``CaffeChain`` and run by ``reference``.
 
-The blobs are read by ``read_forks``.
+The blobs are read by each flavour's ``read_reference`` (``bnconvert.flavours``).
 """
 
 from __future__ import annotations

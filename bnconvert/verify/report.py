@@ -28,7 +28,7 @@ class ChainResult:
         reason: why it failed or was not checked.
         notes: other facts worth knowing (input not used, match by position...).
         flavour: whose BN implementation the reference ran (``bvlc``, ``segnet``, ``yjxiong``,
-            ``nvcaffe``, ``nvcaffe-digits``, ``intel``; see ``bnconvert.fold.flavours``).
+            ``nvcaffe``, ``nvcaffe-digits``, ``intel``; see ``bnconvert.flavours``).
     """
 
     layers: tuple[str, ...]

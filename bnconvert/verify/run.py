@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BlobError, ParseError, UnsupportedLayerError
-from ..fold.chains import pair_batch_norm_chains
+from ..fold.chains import BatchNormChain
 from ..read.net import load_net
 from ..write.manifest import manifest_entries, manifest_path_for, read_manifest
 from .candidate import (
@@ -35,6 +35,7 @@ from .reference_forks import (
     with_recorded_eps,
 )
 from .report import FAIL, NOT_CHECKED, PASS, ChainResult, VerifyReport
+from .walk import walk_chains
 
 __all__ = ["verify_file"]
 
@@ -80,7 +81,7 @@ def verify_file(prototxt: PathLike | None, caffemodel: PathLike, converted: Path
     runner = (reference, external_reference(reference)) if reference != "numpy" else None
     manifest_path, manifest_data = _manifest(converted, manifest)
     net = load_net(prototxt, caffemodel)
-    chains = pair_batch_norm_chains(net, flavour).chains
+    chains = walk_chains(net, flavour)
     if not chains:
         raise ParseError(f"{net.describe()}: no BatchNorm layers in the TEST-phase net; "
                          "nothing to verify")
@@ -99,7 +100,7 @@ def verify_file(prototxt: PathLike | None, caffemodel: PathLike, converted: Path
         match = match_chain(caffe, index, loaded, manifest_data, len(chains))
         claimed.add(match.key)
         row = _check_chain(caffe, index, match, user_input, seed, atol, rtol, runner)
-        rows.append(_flavour_note(row, manifest_data))
+        rows.append(_pairing(_flavour_note(row, manifest_data), chain, manifest_data))
     extra = unclaimed_keys(loaded, claimed)
     notes: tuple[str, ...] = (
         f"modules no Caffe BatchNorm accounts for (not checked): {', '.join(extra)}",) \
@@ -142,6 +143,27 @@ def _flavour_note(row: ChainResult, manifest: dict[str, Any] | None) -> ChainRes
     return replace(row, notes=row.notes + (
         f"the manifest says this layer was converted as flavour {recorded!r}; checked as "
         f"{row.flavour!r} (verify_file(..., flavour=...) to check it as converted)",))
+
+
+def _pairing(row: ChainResult, chain: BatchNormChain,
+             manifest: dict[str, Any] | None) -> ChainResult:
+    """Fail a chain whose converted module was folded from other Caffe layers than verify's own
+    walk of the net pairs with the BatchNorm (a pairing bug in the converter)."""
+    entry = next((e for e in manifest_entries(manifest, "batch_norm")
+                  if (e.get("caffe_layers") or {}).get("batch_norm") == chain.batch_norm.name),
+                 None)
+    if entry is None:
+        return row
+    recorded = entry.get("caffe_layers") or {}
+    found = {"scale": chain.scale.name if chain.scale else None,
+             "bias": chain.bias.name if chain.bias else None}
+    differ = [f"{role} {recorded.get(role)!r} (verify pairs {found[role]!r})"
+              for role in ("scale", "bias") if recorded.get(role) != found[role]]
+    if not differ:
+        return row
+    reason = (f"the converted module was folded from other layers than the Caffe net pairs with "
+              f"{chain.batch_norm.name!r}: the manifest records {', '.join(differ)}")
+    return replace(row, status=FAIL, reason=f"{reason}; {row.reason}" if row.reason else reason)
 
 
 def _inputs(caffe: ReferenceChain, match: Match, index: int, seed: int,

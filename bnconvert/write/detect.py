@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import ParseError
 from ..read.sniff import HEAD_SIZE, sniff
-from .registry import FORMATS
+from .registry import CONTAINERS, FORMATS
 
 __all__ = ["converted_format"]
 
@@ -41,7 +41,7 @@ def converted_format(path: str | os.PathLike[str], recorded: str | None,
     if fmt is None:
         raise ParseError(f"{path}: cannot tell the format from the manifest, the file's first "
                          f"bytes or the extension; verify reads {', '.join(sorted(extensions))}")
-    if kind is None or kind.converted_format != fmt:
+    if kind is None or (kind.converted_format != fmt and kind.name != CONTAINERS.get(fmt)):
         what = kind.description if kind else _unrecognized(head)
         source = " (the format the manifest records)" if recorded else ""
         title = FORMATS[fmt][2] if fmt in FORMATS else fmt

@@ -20,7 +20,7 @@ from ..naming import CaffeNames, NamingPolicy
 from ..records import ConvertedLayer
 
 __all__ = ["WriteOptions", "Writer", "Loader", "LoadedFile", "FORMATS", "EXTENSIONS", "registers",
-           "loads",
+           "loads", "add_format",
            "writer_for", "loader_for", "format_for_path", "supported_formats"]
 
 
@@ -65,8 +65,33 @@ FORMATS: dict[str, tuple[tuple[str, ...], str, str]] = {
     "safetensors": ((".safetensors",), "bnconvert.write.safetensors_writer", ".safetensors"),
     "t7": ((".t7",), "bnconvert.write.t7", "Torch7 .t7"),
 }
-#: file extension -> format name (derived from ``FORMATS``)
+#: file extension -> format name (kept equal to ``FORMATS`` by ``add_format``)
 EXTENSIONS = {ext: fmt for fmt, (exts, _, _) in FORMATS.items() for ext in exts}
+
+
+#: format added by ``add_format`` -> the kind of file ``read.sniff`` sees in it (``zip``...)
+CONTAINERS: dict[str, str] = {}
+
+
+def add_format(fmt: str, extensions: tuple[str, ...], module: str, title: str,
+               container: str | None = None) -> None:
+    """Add a format to ``FORMATS`` (a format defined outside bnconvert: call it where its module
+    registers its writer and loader, and import that module before converting).
+
+    Args:
+        container: what ``read.sniff`` calls its files (e.g. ``"zip"`` for a ``.npz``), so that
+            verify accepts their first bytes.
+
+    Raises:
+        RuntimeError: the name or an extension is taken.
+    """
+    taken = [e for e in extensions if e in EXTENSIONS]
+    if fmt in FORMATS or taken:
+        raise RuntimeError(f"format {fmt!r} or extension {taken} already registered")
+    FORMATS[fmt] = (extensions, module, title)
+    EXTENSIONS.update((ext, fmt) for ext in extensions)
+    if container is not None:
+        CONTAINERS[fmt] = container
 _WRITERS: dict[str, Writer] = {}
 _LOADERS: dict[str, Loader] = {}
 
