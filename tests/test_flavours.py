@@ -1,5 +1,6 @@
-"""The flavour registry (``bnconvert.flavours``): the CLI offers exactly the selectable flavours,
-at most one flavour claims any BN-like layer, and ``inspect`` stays free of numpy and torch.
+"""The flavour registry (``bnconvert.flavours``): every command's ``--flavor`` offers exactly the
+selectable flavours, at most one flavour claims any BN-like layer, and ``inspect`` imports
+neither numpy nor torch (with a caffemodel, no torch: it folds the weights with numpy).
 
 The layers are self-built (``fork_net``), one for each layout the flavour modules document:
 BVLC (3 blobs), NVIDIA (``scale_bias`` or its fillers; 3 or 5 blobs; DIGITS' legacy order, whose
@@ -17,9 +18,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
-from bnconvert.cli import FLAVOR_IDS
+from bnconvert.cli import main
 from bnconvert.flavours import FLAVOURS, Flavour, detect_flavour, selectable_ids
 from bnconvert.read.net import Layer, load_net
 
@@ -91,14 +93,24 @@ def claimants(layer: Layer) -> list[Flavour]:
 # --- the CLI's list --------------------------------------------------------------------------
 
 
-def test_cli_flavor_ids_are_the_selectable_flavours_in_order() -> None:
-    assert FLAVOR_IDS == selectable_ids()
+def flavor_choices(command: str) -> tuple[str, ...]:
+    """The values a command's ``--flavor`` accepts, as click holds them."""
+    assert isinstance(main, click.Group)
+    (option,) = [p for p in main.commands[command].params if p.name == "flavor"]
+    assert isinstance(option.type, click.Choice)
+    return tuple(option.type.choices)
+
+
+@pytest.mark.parametrize("command", ["convert", "inspect", "verify"])
+def test_cli_flavor_choices_are_the_selectable_flavours_in_order(command: str) -> None:
+    assert flavor_choices(command) == selectable_ids()
 
 
 def test_every_selectable_flavour_is_registered_and_variants_are_not_offered() -> None:
-    assert set(FLAVOR_IDS) <= set(FLAVOURS)
-    assert all(FLAVOURS[i].selectable for i in FLAVOR_IDS)
-    assert {i for i, f in FLAVOURS.items() if not f.selectable}.isdisjoint(FLAVOR_IDS)
+    offered = flavor_choices("convert")
+    assert offered and set(offered) <= set(FLAVOURS)
+    assert all(FLAVOURS[i].selectable for i in offered)
+    assert {i for i, f in FLAVOURS.items() if not f.selectable}.isdisjoint(offered)
 
 
 # --- claims exclude each other -----------------------------------------------------------------
@@ -124,6 +136,8 @@ def test_the_layouts_cover_every_registered_flavour() -> None:
 
 
 # --- inspect pays for neither numpy nor torch --------------------------------------------------
+# With a caffemodel, inspect runs convert's fold on the weights to give convert's verdict, and
+# imports numpy for it (main's 637521c, "numpy imported only then"); torch never.
 
 _INSPECT = """
 import json, sys
@@ -135,22 +149,37 @@ except SystemExit as done:
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("numpy", "torch"))
 print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
 """
+NEITHER, NO_TORCH = ("numpy", "torch"), ("torch",)
 
 
-@pytest.mark.parametrize("files", [
-    [CAFFE / "resnet_block" / "deploy.prototxt"],
-    [CAFFE / "resnet_block" / "deploy.prototxt", CAFFE / "resnet_block" / "model.caffemodel",
-     "--json"],
-    [CAFFE / "global_stats_false" / "deploy.prototxt",
-     CAFFE / "global_stats_false" / "model.caffemodel"],
-    [FORKS / "segnet" / "segnet_conv_bn_inference" / "model.caffemodel"],
-    [FORKS / "pspnet" / "psp_conv_bn_relu" / "model.caffemodel"],
-    [FORKS / "nvcaffe" / "nv_scale_bias_float" / "model.caffemodel"],
-], ids=["prototxt", "both, json", "global stats false", "segnet", "pspnet", "nvcaffe"])
-def test_inspect_imports_neither_numpy_nor_torch(files: list[object]) -> None:
+def inspect_imports(*args: object) -> tuple[object, set[str]]:
+    """``bnconvert inspect ARGS`` in a fresh interpreter: its exit code and the top-level
+    packages of numpy/torch it imported."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    done = subprocess.run([sys.executable, "-c", _INSPECT, "inspect", *map(str, files)],
+    done = subprocess.run([sys.executable, "-c", _INSPECT, "inspect", *map(str, args)],
                           capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+    assert done.stderr.strip(), done.stdout
     outcome = json.loads(done.stderr.strip().splitlines()[-1])
-    assert outcome == {"code": 0, "heavy": []}, done.stdout + done.stderr
+    return outcome["code"], {m.split(".")[0] for m in outcome["heavy"]}
+
+
+@pytest.mark.parametrize(("args", "forbidden"), [
+    ([CAFFE / "resnet_block" / "deploy.prototxt"], NEITHER),
+    ([CAFFE / "resnet_block" / "deploy.prototxt", "--json"], NEITHER),
+    ([FORKS / "segnet" / "segnet_conv_bn_inference" / "deploy.prototxt"], NEITHER),
+    ([FORKS / "nvcaffe" / "nv_scale_bias_float" / "deploy.prototxt"], NEITHER),
+    ([CAFFE / "resnet_block" / "deploy.prototxt", CAFFE / "resnet_block" / "model.caffemodel",
+      "--json"], NO_TORCH),
+    ([CAFFE / "global_stats_false" / "deploy.prototxt",
+      CAFFE / "global_stats_false" / "model.caffemodel"], NO_TORCH),
+    ([FORKS / "segnet" / "segnet_conv_bn_inference" / "model.caffemodel"], NO_TORCH),
+    ([FORKS / "pspnet" / "psp_conv_bn_relu" / "model.caffemodel"], NO_TORCH),
+    ([FORKS / "nvcaffe" / "nv_scale_bias_float" / "model.caffemodel"], NO_TORCH),
+], ids=["prototxt", "prototxt json", "segnet prototxt", "nvcaffe prototxt", "both json",
+        "global stats false", "segnet", "pspnet", "nvcaffe"])
+def test_inspect_does_not_import_numpy_or_torch(args: list[object],
+                                               forbidden: tuple[str, ...]) -> None:
+    code, heavy = inspect_imports(*args)
+    assert code == 0
+    assert heavy.isdisjoint(forbidden), heavy
