@@ -14,8 +14,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from .errors import BnConvertError
 from .flavours import Flavour, bn_like_types, flavour_by_id
 from .fold.chains import FORK_AFFINE, BatchNormChain, BlobGraph, pair_batch_norm_chains
+from .fold.checks import check_chain
 from .layers import bvlc_layer_types
 from .naming import key_for_layer_name
 from .read.fork_fields import is_read_fork_field
@@ -145,16 +147,16 @@ def _title(flavour: Flavour | None, flavour_id: str) -> str:
 
 def _conversion_problem(net: Net, chain: BatchNormChain) -> str | None:
     """What ``convert`` would refuse in the chain's weights (missing or miscounted blobs, channel
-    counts that disagree with the producing layer, NaN/Inf, negative variance): the same fold
-    runs, so inspect and convert give one verdict. Needs the caffemodel (and numpy, imported
-    only then)."""
-    if net.caffemodel is None or chain.problems or flavour_by_id(chain.flavour) is None:
+    counts that disagree with the producing layer, NaN/Inf, negative variance, eps): the checks
+    ``convert`` runs (``fold.checks``, no numpy), so inspect and convert give one verdict."""
+    flavour = flavour_by_id(chain.flavour)
+    if net.caffemodel is None or chain.problems or flavour is None \
+            or flavour.id == "bn-unknown":
         return None
-    from .errors import BnConvertError
-    from .fold.batch_norm import fold_batch_norm_chain
-
+    bn = chain.batch_norm
     try:
-        fold_batch_norm_chain(net, chain)
+        check_chain(net, bn, chain.scale, chain.bias, chain.producer, flavour.layout(bn),
+                    flavour.eps(bn))
     except BnConvertError as exc:
         return " ".join(str(exc).split())
     return None

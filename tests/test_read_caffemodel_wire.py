@@ -175,3 +175,18 @@ def test_undecodable_parameters_keep_the_identity() -> None:
 def test_varint_round_trip(value: int) -> None:
     raw = encode_varint(value)
     assert read_varint(raw, 0, len(raw)) == (value, len(raw))
+
+
+@pytest.mark.parametrize("values,field", [
+    ([1.5, -2.0, float("inf")], "data"),
+    ([0.1, 1e300, -1e300, 3.0], "double_data"),  # Caffe casts to float32: too large is inf
+])
+def test_floats_read_without_numpy_equal_the_array(values: list[float], field: str) -> None:
+    proto = caffe_pb2.BlobProto()
+    proto.shape.dim.append(len(values))
+    getattr(proto, field).extend(values)
+    raw = proto.SerializeToString()
+    ref = scan_blob(raw, 0, len(raw))
+    with np.errstate(over="ignore"):
+        expected = np.asarray(values, np.float64).astype(np.float32).tolist()
+    assert ref.floats() == ref.values().tolist() == expected

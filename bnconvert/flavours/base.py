@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from ..fold.checks import BlobLayout
 from ..read.net import Layer
 
 if TYPE_CHECKING:
@@ -49,6 +50,11 @@ class Flavour:
     def refine(self, layer: Layer) -> Flavour:
         """The flavour to use when ``--flavor`` names this one (a variant may fit better)."""
         return self
+
+    def layout(self, layer: Layer) -> BlobLayout:
+        """What the layer's blobs are (count, names, which is the variance and the scale
+        factor): ``fold.checks`` checks them by it, for ``convert`` and ``inspect`` alike."""
+        raise NotImplementedError
 
     def fused_affine(self, layer: Layer) -> bool:
         """True when the layer carries its own scale and shift (no Scale layer is paired)."""

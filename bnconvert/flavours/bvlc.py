@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..fold.checks import BlobLayout
 from ..layers.normalization import BatchNormParams
 from ..read.net import Layer
 from .base import Flavour, flavour
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from ..verify.reference import CaffeChain
 
 __all__ = ["Bvlc", "batch_norm_params", "nvidia_hint", "blob_count", "fused_relu_notes",
-           "global_stats_reason"]
+           "global_stats_reason", "scaled_layout"]
 
 
 def batch_norm_params(layer: Layer) -> BatchNormParams:
@@ -51,6 +52,14 @@ def fused_relu_notes(layer: Layer) -> tuple[str, ...]:
             "converted BN does not include it; add a ReLU after it",)
 
 
+def scaled_layout(meaning: str, count: int = 3,
+                  affine: tuple[tuple[int, str], ...] = ()) -> BlobLayout:
+    """BVLC's blobs (mean·s, var·s, s), then a merged affine's (``affine``)."""
+
+    return BlobLayout(count, meaning, ((0, "mean (blob 0)"), (1, "variance (blob 1)"), *affine),
+                      variance=1, factor=2)
+
+
 def global_stats_reason(layer: Layer) -> str | None:
     """BVLC's (and Intel's MKL engines') rule: ``use_global_stats: false`` means batch
     statistics in TEST; unset means stored statistics."""
@@ -70,6 +79,9 @@ class Bvlc(Flavour):
     def claims(self, layer: Layer) -> bool:
         return not nvidia_hint(layer) and blob_count(layer) in (None, 3)
 
+    def layout(self, layer: Layer) -> BlobLayout:
+        return scaled_layout("mean accumulator, variance accumulator, scale factor")
+
     def eps(self, layer: Layer) -> float:
         return batch_norm_params(layer).eps
 
@@ -88,8 +100,7 @@ class Bvlc(Flavour):
         chain's Scale and Bias layers."""
         from ..fold import batch_norm as fb
 
-        blobs = fb.expect_blobs(net, chain.batch_norm, 3,
-                                "mean accumulator, variance accumulator, scale factor")
+        blobs = fb.expect_blobs(net, chain.batch_norm, 3, "scaled statistics")
         stats = fb.scaled_statistics(net, chain, options, self, blobs)
         weight, bias = fb.chain_affine(net, chain, stats.channels, options)
         return fb.make_record(chain, stats, weight, bias, self)

@@ -10,16 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..fold.checks import BlobLayout
 from ..read.net import Layer
-from .base import Flavour, flavour
-from .bvlc import (
-    Bvlc,
-    batch_norm_params,
-    blob_count,
-    fused_relu_notes,
-    global_stats_reason,
-    nvidia_hint,
-)
+from .base import flavour
+from .bvlc import Bvlc, blob_count, nvidia_hint, scaled_layout
 
 if TYPE_CHECKING:
     from ..fold.chains import BatchNormChain
@@ -32,8 +26,9 @@ __all__ = ["Intel"]
 
 
 @flavour
-class Intel(Flavour):
-    """Intel Caffe BatchNorm: 4 or 5 blobs, no NVIDIA fork fields."""
+class Intel(Bvlc):
+    """Intel Caffe BatchNorm: 4 or 5 blobs, no NVIDIA fork fields. BVLC's rules (eps, what
+    ``use_global_stats`` means, the scale factor, the fused-ReLU note) with the Scale merged."""
 
     id = "intel"
     title = "Intel Caffe BatchNorm (merged Scale)"
@@ -48,17 +43,10 @@ class Intel(Flavour):
     def fused_affine(self, layer: Layer) -> bool:
         return layer.blobs is not None and len(layer.blobs) > 3
 
-    def eps(self, layer: Layer) -> float:
-        return batch_norm_params(layer).eps
-
-    def batch_statistics(self, layer: Layer) -> str | None:
-        return global_stats_reason(layer)
-
-    def notes(self, layer: Layer) -> tuple[str, ...]:
-        return fused_relu_notes(layer)
-
-    def scale_factor(self, layer: Layer) -> float | None:
-        return Bvlc().scale_factor(layer)
+    def layout(self, layer: Layer) -> BlobLayout:
+        count = 5 if blob_count(layer) == 5 else 4
+        affine = ((3, "gamma (blob 3)"), (4, "beta (blob 4)"))[:count - 3]
+        return scaled_layout("mean·s, variance·s, s, gamma[, beta]", count, affine)
 
     def fold(self, net: Net, chain: BatchNormChain, options: FoldOptions) -> FoldedBatchNorm:
         """BVLC's statistics from blobs 0-2; weight = gamma (blob 3), bias = beta (blob 4)."""
@@ -70,9 +58,8 @@ class Intel(Flavour):
         blobs = fb.expect_blobs(net, bn, 5 if count == 5 else 4,
                                 "mean·s, variance·s, s, gamma[, beta]")
         stats = fb.scaled_statistics(net, chain, options, self, blobs[:3])
-        gamma = fb.per_channel(net, bn, blobs[3], "gamma (blob 3)", stats.channels)
-        beta = fb.per_channel(net, bn, blobs[4], "beta (blob 4)", stats.channels) \
-            if count == 5 else None
+        gamma = fb.vector(blobs[3])
+        beta = fb.vector(blobs[4]) if count == 5 else None
         weight, bias = fold_affine(gamma, beta, None, stats.channels)
         return fb.make_record(chain, stats, weight, bias, self)
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..fold.checks import BlobLayout
 from ..layers.base import float32
 from ..read.net import Layer
 from .base import Flavour, flavour
-from .bvlc import Bvlc, batch_norm_params, blob_count, nvidia_hint
+from .bvlc import Bvlc, batch_norm_params, blob_count, nvidia_hint, scaled_layout
 
 if TYPE_CHECKING:
     from ..fold.chains import BatchNormChain
@@ -53,6 +54,15 @@ class NvCaffe(Flavour):
     def fused_affine(self, layer: Layer) -> bool:
         return nvidia_hint(layer) if layer.blobs is None else len(layer.blobs) == 5
 
+    def layout(self, layer: Layer) -> BlobLayout:
+
+        meaning = "mean, variance, correction[, scale, bias]"
+        if blob_count(layer) != 5:
+            return scaled_layout(meaning)
+        o = self.order
+        return BlobLayout(5, meaning, ((o[0], "mean"), (o[1], "variance"), (o[3], "scale"),
+                                       (o[4], "bias")), variance=o[1])
+
     def eps(self, layer: Layer) -> float:
         return max(batch_norm_params(layer).eps, MIN_EPS)
 
@@ -82,8 +92,7 @@ class NvCaffe(Flavour):
             return fb.make_record(chain, stats, weight, bias, self)
         stats = fb.stored_statistics(net, chain, options, self, blobs["mean"],
                                      blobs["variance"])
-        weight = fb.per_channel(net, bn, blobs["scale"], "scale", stats.channels)
-        bias = fb.per_channel(net, bn, blobs["bias"], "bias", stats.channels)
+        weight, bias = fb.vector(blobs["scale"]), fb.vector(blobs["bias"])
         return fb.make_record(chain, stats, weight, bias, self)
 
     def read_reference(self, net: Net, chain: BatchNormChain) -> ForkChain:

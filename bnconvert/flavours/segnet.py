@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..fold.checks import BlobLayout
 from ..layers.normalization import BNParams
 from ..read.net import Layer
 from .base import Flavour, flavour
@@ -57,6 +58,10 @@ class SegNet(Flavour):
     def fused_affine(self, layer: Layer) -> bool:
         return True
 
+    def layout(self, layer: Layer) -> BlobLayout:
+
+        return BlobLayout(2, "scale, shift", ((0, "scale (blob 0)"), (1, "shift (blob 1)")))
+
     def eps(self, layer: Layer) -> float | None:
         return None if inference(layer) else SEGNET_EPS
 
@@ -73,9 +78,8 @@ class SegNet(Flavour):
 
         bn = chain.batch_norm
         scale_blob, shift_blob = fb.expect_blobs(net, bn, 2, "scale, shift")
-        scale = fb.per_channel(net, bn, scale_blob, "scale (blob 0)", None)
+        scale, shift = fb.vector(scale_blob), fb.vector(shift_blob)
         channels = scale.size
-        shift = fb.per_channel(net, bn, shift_blob, "shift (blob 1)", channels)
         eps = MODULE_EPS if inference(bn) else SEGNET_EPS
         var = np.full(channels, unit_variance_for(eps), np.float32)
         stats = fb.Statistics(channels, np.zeros(channels, np.float32), var, eps, None,

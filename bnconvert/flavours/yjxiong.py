@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..fold.checks import BlobLayout
 from ..layers.base import float32
 from ..read.net import Layer
 from .base import Flavour, flavour
@@ -43,6 +44,12 @@ class YjXiong(Flavour):
     def fused_affine(self, layer: Layer) -> bool:
         return True
 
+    def layout(self, layer: Layer) -> BlobLayout:
+
+        return BlobLayout(4, "slope, bias, moving mean, moving variance",
+                          ((0, "slope (blob 0)"), (1, "bias (blob 1)"), (2, "mean (blob 2)"),
+                           (3, "variance (blob 3)")), variance=3)
+
     def eps(self, layer: Layer) -> float:
         eps = bn_params(layer).eps
         return float32(1e-5) if eps is None else eps
@@ -53,11 +60,8 @@ class YjXiong(Flavour):
 
         bn = chain.batch_norm
         blobs = fb.expect_blobs(net, bn, 4, "slope, bias, moving mean, moving variance")
-        slope = fb.per_channel(net, bn, blobs[0], "slope (blob 0)", None)
-        bias = fb.per_channel(net, bn, blobs[1], "bias (blob 1)", slope.size)
-        stats = fb.stored_statistics(net, chain, options, self, blobs[2], blobs[3], slope.size,
-                                     names=("mean (blob 2)", "variance (blob 3)"))
-        return fb.make_record(chain, stats, slope, bias, self)
+        stats = fb.stored_statistics(net, chain, options, self, blobs[2], blobs[3])
+        return fb.make_record(chain, stats, fb.vector(blobs[0]), fb.vector(blobs[1]), self)
 
     def read_reference(self, net: Net, chain: BatchNormChain) -> ForkChain:
         """Blobs slope, bias, moving mean, moving variance; eps from ``bn_param``, not clamped."""

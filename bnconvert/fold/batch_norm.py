@@ -1,6 +1,7 @@
-"""Turn one ``BatchNormChain`` into a ``FoldedBatchNorm``: the checks and the shared steps the
-flavours' ``fold`` methods compose (pick the blobs by name and count, check them, apply the pure
-formulas of ``numeric``). Each flavour's own rules live in ``bnconvert.flavours``."""
+"""Turn one ``BatchNormChain`` into a ``FoldedBatchNorm``: ``checks.check_chain`` first (the
+same checks ``inspect`` runs), then the flavour's ``fold``, composed from the shared steps here
+(pick the blobs by name and count, apply the pure formulas of ``numeric``). Each flavour's own
+rules live in ``bnconvert.flavours``."""
 
 from __future__ import annotations
 
@@ -8,73 +9,24 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..errors import BlobError, MissingLayerError, NumericError, UnsupportedLayerError
+from ..errors import NumericError, UnsupportedLayerError
 from ..flavours import Flavour, flavour_by_id
-from ..layers.learned import ConvolutionParams, InnerProductParams, ScaleParams
+from ..layers.learned import ScaleParams
 from ..read.blob import BlobRef
-from ..read.net import Layer, Net
+from ..read.net import Net
 from ..records import ChainLayers, FoldedBatchNorm
 from .chains import BatchNormChain
-from .numeric import clamp_eps, fold_affine, fold_running_stats, identity_affine
+from .checks import check_chain, effective_eps, expect_blobs, where
+from .numeric import fold_affine, fold_running_stats, identity_affine
 from .options import FoldOptions
 
-__all__ = ["fold_batch_norm_chain", "expect_blobs", "per_channel", "check_stats", "Statistics",
-           "scaled_statistics", "stored_statistics", "flavour_warnings", "chain_affine",
-           "make_record", "where"]
+__all__ = ["fold_batch_norm_chain", "expect_blobs", "vector", "Statistics", "scaled_statistics",
+           "stored_statistics", "flavour_warnings", "chain_affine", "make_record", "chain_eps"]
 
 
-def where(net: Net, layer: Layer) -> str:
-    """``file: layer 'name' (Type)`` for messages."""
-    return f"{net.caffemodel or net.describe()}: layer {layer.name!r} ({layer.type})"
-
-
-def expect_blobs(net: Net, layer: Layer, count: int, meaning: str) -> tuple[BlobRef, ...]:
-    """The layer's blobs, which must number exactly ``count``.
-
-    Raises:
-        MissingLayerError: the caffemodel has no weights for the layer.
-        BlobError: it has a different number of blobs.
-    """
-    if layer.blobs is None:
-        raise MissingLayerError(
-            f"{where(net, layer)} has no weights in the caffemodel; its {meaning} are needed "
-            "(is the caffemodel from the same net as the prototxt?)")
-    if len(layer.blobs) != count:
-        raise BlobError(f"{where(net, layer)} has {len(layer.blobs)} blobs, expected {count} "
-                        f"({meaning})")
-    return layer.blobs
-
-
-def per_channel(net: Net, layer: Layer, blob: BlobRef, what: str,
-                channels: int | None) -> np.ndarray:
-    """A blob as a checked (C,) float32 vector: per-channel shape, channel count, finite."""
-    values = blob.values()
-    shape = blob.shape
-    squeezed = tuple(d for d in shape if d != 1) or ((1,) if shape else ())
-    if len(squeezed) > 1:
-        raise BlobError(f"{where(net, layer)}: {what} blob has shape {list(shape)}, "
-                        "expected a per-channel vector")
-    if channels is not None and values.size != channels:
-        raise BlobError(f"{where(net, layer)}: {what} has {values.size} channels, "
-                        f"expected {channels} (as the BatchNorm)")
-    bad = np.flatnonzero(~np.isfinite(values))
-    if bad.size:
-        kind = "NaN" if np.isnan(values[bad[0]]) else "Inf"
-        raise NumericError(f"{where(net, layer)}: {what} holds {kind} at channel {bad[0]} "
-                           f"({bad.size} non-finite values); the model is corrupt or diverged")
-    return values
-
-
-def check_stats(net: Net, bn: Layer, var: np.ndarray, eps: float) -> None:
-    """Variance must be >= 0 and eps > 0 (PyTorch adds eps to the variance)."""
-    negative = np.flatnonzero(var < 0)
-    if negative.size:
-        raise NumericError(f"{where(net, bn)}: variance is negative at channel {negative[0]} "
-                           f"({var[negative[0]]:.6g}); a variance must be >= 0, the model is "
-                           "corrupt")
-    if not eps > 0:
-        raise NumericError(f"{where(net, bn)}: eps is {eps:g}; PyTorch's BatchNorm needs "
-                           "eps > 0 (it is added to the variance before the square root)")
+def vector(blob: BlobRef) -> np.ndarray:
+    """A checked per-channel blob (``checks.check_chain`` ran first) as a float32 (C,) array."""
+    return blob.values().reshape(-1)
 
 
 @dataclass(frozen=True)
@@ -120,15 +72,11 @@ def scaled_statistics(net: Net, chain: BatchNormChain, options: FoldOptions, fla
     """BVLC's layout: mean·s, var·s, s → ``blob0·f``, ``blob1·f`` with ``f = 0 if s == 0 else
     1/s``; eps by the flavour."""
     bn = chain.batch_norm
-    mean_acc = per_channel(net, bn, blobs[0], "mean (blob 0)", None)
-    channels = mean_acc.size
-    var_acc = per_channel(net, bn, blobs[1], "variance (blob 1)", channels)
-    factor = float(per_channel(net, bn, blobs[2], "scale factor (blob 2)", 1)[0])
+    mean_acc, var_acc = vector(blobs[0]), vector(blobs[1])
+    factor = float(vector(blobs[2])[0])
     mean, var = fold_running_stats(mean_acc, var_acc, factor)
-    eps = flavour.eps(bn)
-    assert eps is not None
-    check_stats(net, bn, var, eps)
-    stats = Statistics(channels, mean, var, eps, factor,
+    eps = chain_eps(chain, options, flavour)
+    stats = Statistics(mean_acc.size, mean, var, eps, factor,
                        flavour_warnings(net, chain, options, flavour))
     if factor == 0:
         stats = stats.warn(f"{bn.name}: scale factor is 0, so Caffe ignores the stored "
@@ -137,20 +85,19 @@ def scaled_statistics(net: Net, chain: BatchNormChain, options: FoldOptions, fla
 
 
 def stored_statistics(net: Net, chain: BatchNormChain, options: FoldOptions, flavour: Flavour,
-                      mean_blob: BlobRef, var_blob: BlobRef, channels: int | None = None,
-                      names: tuple[str, str] = ("mean", "variance")) -> Statistics:
+                      mean_blob: BlobRef, var_blob: BlobRef) -> Statistics:
     """Running statistics stored as they are used (forks without a scale factor); eps by the
     flavour, raised to 1e-5 with ``options.clamp_eps`` (yjxiong's cuDNN builds)."""
-    bn = chain.batch_norm
-    mean = per_channel(net, bn, mean_blob, names[0], channels)
-    var = per_channel(net, bn, var_blob, names[1], mean.size)
-    eps = flavour.eps(bn)
-    assert eps is not None
-    if options.clamp_eps and flavour.id == "yjxiong":
-        eps = clamp_eps(eps)
-    check_stats(net, bn, var, eps)
-    return Statistics(mean.size, mean, var, eps, None,
+    mean, var = vector(mean_blob), vector(var_blob)
+    return Statistics(mean.size, mean, var, chain_eps(chain, options, flavour), None,
                       flavour_warnings(net, chain, options, flavour))
+
+
+def chain_eps(chain: BatchNormChain, options: FoldOptions, flavour: Flavour) -> float:
+    """The eps the converted module runs with (``checks.effective_eps``)."""
+    eps = effective_eps(flavour.eps(chain.batch_norm), flavour.id, options.clamp_eps)
+    assert eps is not None
+    return eps
 
 
 def chain_affine(net: Net, chain: BatchNormChain, channels: int,
@@ -161,14 +108,12 @@ def chain_affine(net: Net, chain: BatchNormChain, channels: int,
     if chain.scale is not None:
         scale = chain.scale
         params = scale.params if isinstance(scale.params, ScaleParams) else ScaleParams()
-        blobs = expect_blobs(net, scale, 2 if params.bias_term else 1,
-                             "gamma, beta" if params.bias_term else "gamma (bias_term: false)")
-        gamma = per_channel(net, scale, blobs[0], "gamma (blob 0)", channels)
-        if params.bias_term:
-            beta = per_channel(net, scale, blobs[1], "beta (blob 1)", channels)
+        blobs = expect_blobs(net, scale, 2 if params.bias_term else 1, "gamma, beta")
+        gamma = vector(blobs[0])
+        beta = vector(blobs[1]) if params.bias_term else None
     if chain.bias is not None:
         (bias_blob,) = expect_blobs(net, chain.bias, 1, "bias")
-        extra = per_channel(net, chain.bias, bias_blob, "bias (blob 0)", channels)
+        extra = vector(bias_blob)
     if chain.scale is None and chain.bias is None:
         return identity_affine(channels) if options.affine else (None, None)
     return fold_affine(gamma, beta, extra, channels)
@@ -193,35 +138,18 @@ def fold_batch_norm_chain(net: Net, chain: BatchNormChain,
     """Caffe's (or the fork's) effective TEST-phase parameters of one BN chain.
 
     Raises:
-        MissingLayerError, BlobError: missing weights, wrong blob count or shapes.
-        NumericError: NaN/Inf, negative variance, eps <= 0, or (strict) batch statistics.
+        MissingLayerError, BlobError, NumericError: what ``checks.check_chain`` refuses, or
+            (strict) batch statistics.
         UnsupportedLayerError: a flavour bnconvert cannot convert.
     """
     flavour = flavour_by_id(chain.flavour)
     if flavour is None or flavour.id == "bn-unknown":
         raise UnsupportedLayerError(f"{where(net, chain.batch_norm)}: cannot convert a "
                                     f"{chain.flavour} BN layer")
-    record = flavour.fold(net, chain, options)
-    _check_producer_channels(net, chain, record.channels)
-    return record
-
-
-def _check_producer_channels(net: Net, chain: BatchNormChain, channels: int) -> None:
-    """The blobs must fit the net the prototxt defines, or Caffe itself refuses to load them
-    (``Cannot copy param ... shape mismatch``): a caffemodel of another net is caught here."""
-    producer = chain.producer
-    if producer is None or net.prototxt is None:
-        return
-    params = producer.params
-    if not isinstance(params, ConvolutionParams | InnerProductParams) or params.axis != 1 \
-            or not params.num_output or producer.type not in (
-                "Convolution", "Deconvolution", "InnerProduct"):
-        return
-    if params.num_output != channels:
-        raise BlobError(
-            f"{where(net, chain.batch_norm)} has {channels} channels in the caffemodel, but the "
-            f"prototxt's {producer.name!r} ({producer.type}) produces "
-            f"{params.num_output} (num_output): the caffemodel is not from this net")
+    bn = chain.batch_norm
+    check_chain(net, bn, chain.scale, chain.bias, chain.producer, flavour.layout(bn),
+                effective_eps(flavour.eps(bn), flavour.id, options.clamp_eps))
+    return flavour.fold(net, chain, options)
 
 
 def _frozen_optional(array: np.ndarray | None) -> np.ndarray | None:

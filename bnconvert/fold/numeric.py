@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["scale_factor_multiplier", "fold_running_stats", "fold_affine", "identity_affine",
-           "unit_variance_for", "clamp_eps"]
+           "unit_variance_for"]
 
 
 def scale_factor_multiplier(factor: float) -> np.float32:
@@ -94,8 +94,3 @@ def unit_variance_for(eps: float) -> np.float32:
             return v
         v = np.nextafter(v, np.float32(0) if total > 1 else np.float32(2), dtype=np.float32)
     raise ArithmeticError(f"no float32 variance makes var + {eps} exactly 1")
-
-
-def clamp_eps(eps: float, floor: float = 1e-5) -> float:
-    """``max(eps, floor)`` in float32, as cuDNN-backed forks do (CUDNN_BN_MIN_EPSILON)."""
-    return float(max(np.float32(eps), np.float32(floor)))

@@ -11,7 +11,9 @@ views are made only when ``values()`` is called. Caffe's rules:
 
 from __future__ import annotations
 
+import array
 import struct
+import sys
 from dataclasses import dataclass
 from math import prod
 from typing import TYPE_CHECKING, Any, cast
@@ -80,6 +82,22 @@ class BlobRef:
         size = int(self.dtype[-1])
         raw = bytes(self.buf[start : start + size])
         return float(struct.unpack({"4": "<f", "8": "<d", "2": "<e"}[self.dtype[-1]], raw)[0])
+
+    def floats(self) -> list[float]:
+        """The values as Python floats after Caffe's cast to float32, without numpy (for the
+        checks ``inspect`` runs; ``values()`` gives the array)."""
+        out = array.array("f")
+        for start, end in self.spans:
+            raw = bytes(self.buf[start:end])
+            if self.dtype == "<f2":
+                out.extend(v for (v,) in struct.iter_unpack("<e", raw))
+                continue
+            chunk = array.array("d" if self.dtype == "<f8" else "f")
+            chunk.frombytes(raw)
+            if sys.byteorder == "big":
+                chunk.byteswap()
+            out.fromlist(chunk.tolist())  # doubles cast to float32 (too large: inf), as Caffe
+        return out.tolist()
 
     def values(self) -> np.ndarray:
         """The values as a read-only float32 vector, as Caffe holds them after loading.
