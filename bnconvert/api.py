@@ -42,7 +42,8 @@ class ConvertOptions:
     """Everything that shapes one conversion (the CLI's options travel in one of these).
 
     Attributes:
-        fold: how BN layers are read and folded (affine, strict, clamp_eps, flavour).
+        fold: how BN layers are read and folded (affine, strict, clamp_eps, flavour,
+            momentum).
         write: dtype, key prefix, Torch7 layout, naming policy.
         fmt: the output format, None for the output's extension.
         manifest: True for ``<output>.json``, a path, or False for none.
@@ -95,7 +96,7 @@ def fold_net(net: Net, options: FoldOptions | None = None,
 
     Args:
         options: a ``FoldOptions``; ``settings`` override its fields (``affine``, ``strict``,
-            ``clamp_eps``, ``flavour``).
+            ``clamp_eps``, ``flavour``, ``momentum``).
 
     Raises:
         UnsupportedLayerError: chains with layers that cannot be folded (all listed at once).
@@ -205,7 +206,11 @@ def convert_net(net: Net, output: PathLike, options: ConvertOptions | None = Non
                 **settings: Any) -> Conversion:
     """Fold an already loaded net and write it (see ``convert``)."""
     options = ConvertOptions.from_settings(options, **settings)
-    records = tuple(fold_net(net, options.fold))
+    records: tuple[ConvertedLayer, ...] = tuple(fold_net(net, options.fold))
+    if writer_for(Path(output), options.fmt)[0] == "t7":
+        from .fold.continuation import for_torch7
+
+        records = for_torch7(records)  # Torch7 has no cumulative average: say what it gets
     sources = {"prototxt": net.prototxt, "caffemodel": net.caffemodel}
     manifest = save(records, output, options, sources=sources)
     return Conversion(records, net, Path(output), manifest)

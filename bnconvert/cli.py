@@ -105,11 +105,16 @@ def main() -> None:
 @_FLAVOR
 @click.option("--clamp-eps", is_flag=True,
               help="PSPNet/yjxiong BN: raise eps to 1e-5 as that fork's cuDNN builds do.")
+@click.option("--momentum", default="caffe", show_default=True, metavar="caffe|default|VALUE",
+              help="The BatchNorms' momentum for training: 'caffe' continues Caffe's running "
+                   "averages (1/(maf·s + 1); None with num_batches_tracked = s for maf 1), "
+                   "'default' is PyTorch's 0.1, or a number in [0, 1].")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @_one_line_errors
 def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool, strict: bool,
             prefix: str, dtype: str, manifest: Path | None, no_manifest: bool, t7_layout: str,
-            cudnn: bool, flavor: str | None, clamp_eps: bool, quiet: bool) -> None:
+            cudnn: bool, flavor: str | None, clamp_eps: bool, momentum: str,
+            quiet: bool) -> None:
     """Convert [PROTOTXT] CAFFEMODEL into OUTPUT (the prototxt is optional: a caffemodel
     carries its layer definitions)."""
     import gc
@@ -118,10 +123,11 @@ def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool
     from .api import convert as run_convert
     from .fold.options import FoldOptions
     from .records import FoldedBatchNorm
-    from .usage import convert_usage_problem
+    from .usage import convert_usage_problem, momentum_usage_problem
     from .write.registry import WriteOptions, writer_for
 
     _usage(convert_usage_problem(output, fmt, manifest, no_manifest, _t7_only_options(cudnn)))
+    _usage(momentum_usage_problem(momentum))
     prototxt, caffemodel = _split_files(files, need_model=True)
     assert caffemodel is not None
     writer_for(output, fmt)  # imports the writer (torch for .pt) and checks the format first
@@ -130,7 +136,7 @@ def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool
     gc.freeze()
     options = ConvertOptions(
         fold=FoldOptions(affine=affine or cudnn, strict=strict, clamp_eps=clamp_eps,
-                         flavour=flavor),
+                         flavour=flavor, momentum=momentum),
         write=WriteOptions(dtype=dtype, prefix=prefix, t7_layout=t7_layout), fmt=fmt,
         manifest=False if no_manifest else (manifest or True))
     done = run_convert(prototxt, caffemodel, output, options)

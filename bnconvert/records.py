@@ -88,6 +88,16 @@ class FoldedBatchNorm(ConvertedLayer):
         scale_factor: the BatchNorm's third blob (s), None for layers without one.
         use_global_stats: False when Caffe normalizes with batch statistics in TEST.
         flavour: which BN implementation the layer came from (``bnconvert.flavours``).
+        momentum: PyTorch's ``momentum`` to train on with (``--momentum``; by default the one
+            that continues Caffe's running averages, ``bnconvert.fold.momentum``); None for
+            PyTorch's cumulative average (``num_batches_tracked`` then counts the batches).
+        num_batches_tracked: the state_dict's count (Caffe's s for a cumulative average).
+        moving_average_fraction: ``batch_norm_param.moving_average_fraction`` of a
+            ``BatchNorm`` layer, None for the forks' ``BN``.
+        running_average: how the flavour's running averages move in TRAIN
+            (``Flavour.running_average``: ``scale-factor``, ``fixed-factor``, ``none``).
+        momentum_exact: for how many train-mode steps ``momentum`` continues Caffe
+            (``Continuation.exact``); momentum_note: why, in one sentence.
         warnings: human-readable notes about this record (zero scale factor, batch stats, ...).
     """
 
@@ -104,6 +114,12 @@ class FoldedBatchNorm(ConvertedLayer):
     use_global_stats: bool = True
     flavour: str = "bvlc"
     warnings: tuple[str, ...] = field(default=())
+    momentum: float | None = 0.1
+    num_batches_tracked: int = 0
+    moving_average_fraction: float | None = None
+    running_average: str = "none"
+    momentum_exact: str = "approximate"
+    momentum_note: str = "PyTorch's default momentum"
 
     @property
     def name(self) -> str:
@@ -131,18 +147,19 @@ class FoldedBatchNorm(ConvertedLayer):
 
     def tensors(self) -> dict[str, np.ndarray]:
         """``weight``, ``bias`` (affine only), ``running_mean``, ``running_var``,
-        ``num_batches_tracked`` (int64 0: Caffe keeps no such count)."""
+        ``num_batches_tracked`` (int64: the batch count of a cumulative average, else 0)."""
         import numpy as np
 
         out: dict[str, np.ndarray] = {}
         if self.weight is not None and self.bias is not None:
             out["weight"], out["bias"] = self.weight, self.bias
         out["running_mean"], out["running_var"] = self.running_mean, self.running_var
-        out["num_batches_tracked"] = np.array(0, dtype=np.int64)
+        out["num_batches_tracked"] = np.array(self.num_batches_tracked, dtype=np.int64)
         return out
 
     def describe(self) -> dict[str, Any]:
-        """Module class, Caffe layers, channels, rank, eps, scale factor, affine, flavour..."""
+        """Module class, Caffe layers, channels, rank, eps, scale factor, affine, flavour,
+        and how train mode continues Caffe's running averages (momentum ...)."""
         return {
             "module": self.module,
             "caffe_layers": {"batch_norm": self.layers.batch_norm, "scale": self.layers.scale,
@@ -151,5 +168,9 @@ class FoldedBatchNorm(ConvertedLayer):
             "channels": self.channels, "rank": self.rank, "eps": self.eps,
             "scale_factor": self.scale_factor, "affine": self.affine,
             "use_global_stats": self.use_global_stats, "flavour": self.flavour,
+            "momentum": self.momentum, "num_batches_tracked": self.num_batches_tracked,
+            "moving_average_fraction": self.moving_average_fraction,
+            "running_average": self.running_average, "momentum_exact": self.momentum_exact,
+            "momentum_note": self.momentum_note,
             "warnings": list(self.warnings),
         }

@@ -7,7 +7,24 @@ from pathlib import Path
 
 from .write.registry import format_for_path
 
-__all__ = ["convert_usage_problem", "manifest_usage_problem"]
+__all__ = ["convert_usage_problem", "manifest_usage_problem", "momentum_usage_problem"]
+
+
+def momentum_usage_problem(momentum: str) -> str | None:
+    """``--momentum`` must be ``caffe``, ``default`` or a number in [0, 1].
+
+    Example:
+        >>> momentum_usage_problem("fast")
+        "--momentum: expected 'caffe', 'default' or a number in [0, 1], got 'fast'"
+    """
+    from .errors import BnConvertError
+    from .fold.momentum import parse_momentum_option
+
+    try:
+        parse_momentum_option(momentum)
+    except BnConvertError as exc:
+        return str(exc)
+    return None
 
 
 def manifest_usage_problem(manifest: Path | None, no_manifest: bool) -> str | None:

@@ -32,10 +32,11 @@ CHAIN_CASES = ["bn_only", "bn_scale_bias", "eps_custom", "fc_bn", "resnet_block"
 # --- building records ---------------------------------------------------------------------
 
 
-def load_case_records(case: str) -> list[FoldedBatchNorm]:
+def load_case_records(case: str, **settings: Any) -> list[FoldedBatchNorm]:
     """The FoldedBatchNorm records bnconvert reads and folds from one Caffe fixture case."""
     folder = CAFFE / case
-    return bnconvert.load_batch_norms(folder / "deploy.prototxt", folder / "model.caffemodel")
+    return bnconvert.load_batch_norms(folder / "deploy.prototxt", folder / "model.caffemodel",
+                                      **settings)
 
 
 def sample_record(key: str = "bn", rank: int | None = 4, eps: float = 1e-5,
@@ -96,10 +97,26 @@ def assert_same_module(ours: T7Object, real: T7Object) -> None:
 
 @pytest.mark.parametrize("case", CHAIN_CASES)
 def test_chain_case_is_written_as_the_module_real_torch7_built(case: str) -> None:
+    """Real Torch7 built its modules with its default momentum 0.1: ``--momentum default``."""
     real = load_t7(TORCH7 / "chain" / f"{case}.t7")["modules"]
-    ours = written(load_case_records(case))
+    ours = written(load_case_records(case, momentum="default"))
     assert set(ours) == set(real)
     for name in real:
+        assert_same_module(ours[name], real[name])
+
+
+@pytest.mark.parametrize("case", ["bn_only", "zero_scale_factor"])
+def test_chain_case_carries_caffes_momentum_by_default(case: str) -> None:
+    """Without ``--momentum`` only the momentum differs: Caffe's next one, 1/(maf·s + 1)
+    (maf 0.999 unwritten in these fixtures; s = 0 gives 1, the batch statistics)."""
+    real = load_t7(TORCH7 / "chain" / f"{case}.t7")["modules"]
+    records = {r.name: r for r in load_case_records(case)}
+    ours = written(list(records.values()))
+    for name in real:
+        s = np.float32(records[name].scale_factor)
+        expected = 1 / (float(np.float32(s * np.float32(0.999))) + 1)
+        assert ours[name].payload["momentum"] == pytest.approx(expected, rel=1e-12)
+        ours[name].payload["momentum"] = real[name].payload["momentum"]
         assert_same_module(ours[name], real[name])
 
 

@@ -17,6 +17,7 @@ from ..read.net import Layer
 
 if TYPE_CHECKING:
     from ..fold.chains import BatchNormChain
+    from ..fold.momentum import Continuation
     from ..fold.options import FoldOptions
     from ..read.net import Net
     from ..records import FoldedBatchNorm
@@ -33,6 +34,7 @@ class Flavour:
         title: how reports name it.
         layer_type: the Caffe type string of its layers (``BatchNorm`` or ``BN``).
         selectable: offered by ``--flavor`` (variants of another flavour are not).
+        running_average: see the attribute's comment.
         batch_statistics_in_test: the layer normalizes with each batch's statistics in TEST
             (see ``batch_statistics``).
     """
@@ -41,6 +43,10 @@ class Flavour:
     title: ClassVar[str]
     layer_type: ClassVar[str]
     selectable: ClassVar[bool] = True
+    #: how its running averages move in TRAIN: ``"scale-factor"`` (BVLC's sums and scale
+    #: factor; ``bnconvert.modules.CaffeBatchNorm*d`` continues them at every step),
+    #: ``"fixed-factor"`` (a constant factor, like PyTorch's momentum) or ``"none"``
+    running_average: ClassVar[str] = "none"
 
     def claims(self, layer: Layer) -> bool:
         """True when ``layer`` (of ``layer_type``) is this flavour's, by its parameters and
@@ -77,6 +83,20 @@ class Flavour:
     def scale_factor(self, layer: Layer) -> float | None:
         """The stored scale factor s, or None for layouts without one (no numpy needed)."""
         return None
+
+    def continuation(self, layer: Layer, scale_factor: float | None,
+                     where: str = "") -> Continuation:
+        """How a plain PyTorch BatchNorm continues the layer's running averages in train mode
+        (``bnconvert.fold.momentum``/``momentum_forks``; imports numpy).
+
+        Args:
+            layer: the BN layer; scale_factor: its folded record's scale factor (blob 2).
+            where: file and layer, to prefix error messages.
+
+        Raises:
+            NumericError: an averaging parameter outside [0, 1], a bad scale factor.
+        """
+        raise NotImplementedError
 
     def fold(self, net: Net, chain: BatchNormChain, options: FoldOptions) -> FoldedBatchNorm:
         """Caffe's effective TEST-phase parameters of the chain as PyTorch's BatchNorm."""

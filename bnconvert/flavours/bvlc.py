@@ -16,6 +16,7 @@ from .base import Flavour, flavour
 
 if TYPE_CHECKING:
     from ..fold.chains import BatchNormChain
+    from ..fold.momentum import Continuation
     from ..fold.options import FoldOptions
     from ..read.net import Net
     from ..records import FoldedBatchNorm
@@ -75,6 +76,7 @@ class Bvlc(Flavour):
     id = "bvlc"
     title = "BVLC BatchNorm"
     layer_type = "BatchNorm"
+    running_average = "scale-factor"
 
     def claims(self, layer: Layer) -> bool:
         return not nvidia_hint(layer) and blob_count(layer) in (None, 3)
@@ -94,6 +96,14 @@ class Bvlc(Flavour):
     def scale_factor(self, layer: Layer) -> float | None:
         blobs = layer.blobs
         return blobs[2].first() if blobs and len(blobs) > 2 and blobs[2].spans else None
+
+    def continuation(self, layer: Layer, scale_factor: float | None,
+                     where: str = "") -> Continuation:
+        """``continue_caffe`` with ``batch_norm_param.moving_average_fraction`` and blob 2."""
+        from ..fold.momentum import continue_caffe
+
+        return continue_caffe(batch_norm_params(layer).moving_average_fraction,
+                              scale_factor or 0.0, where)
 
     def fold(self, net: Net, chain: BatchNormChain, options: FoldOptions) -> FoldedBatchNorm:
         """Running stats = blobs 0, 1 divided by the scale factor; weight/bias from the

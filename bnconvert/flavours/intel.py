@@ -28,7 +28,8 @@ __all__ = ["Intel"]
 @flavour
 class Intel(Bvlc):
     """Intel Caffe BatchNorm: 4 or 5 blobs, no NVIDIA fork fields. BVLC's rules (eps, what
-    ``use_global_stats`` means, the scale factor, the fused-ReLU note) with the Scale merged."""
+    ``use_global_stats`` means, the scale factor, the fused-ReLU note, the running average of
+    blobs 0-2, which its MKL engines keep) with the Scale merged."""
 
     id = "intel"
     title = "Intel Caffe BatchNorm (merged Scale)"

@@ -18,6 +18,7 @@ from .bvlc import Bvlc, batch_norm_params, blob_count, nvidia_hint, scaled_layou
 
 if TYPE_CHECKING:
     from ..fold.chains import BatchNormChain
+    from ..fold.momentum import Continuation
     from ..fold.options import FoldOptions
     from ..read.net import Net
     from ..records import FoldedBatchNorm
@@ -42,6 +43,7 @@ class NvCaffe(Flavour):
     id = "nvcaffe"
     title = "NVIDIA Caffe BatchNorm"
     layer_type = "BatchNorm"
+    running_average = "fixed-factor"
     order: tuple[int, ...] = (0, 1, 2, 3, 4)
 
     def claims(self, layer: Layer) -> bool:
@@ -74,6 +76,17 @@ class NvCaffe(Flavour):
 
     def scale_factor(self, layer: Layer) -> float | None:
         return Bvlc().scale_factor(layer) if blob_count(layer) == 3 else None
+
+    def continuation(self, layer: Layer, scale_factor: float | None,
+                     where: str = "") -> Continuation:
+        """NVIDIA's own update (``continue_nvcaffe``): factor ``1 − moving_average_fraction``,
+        whatever the blob layout; the CUDNN engine unless ``engine: CAFFE`` is written."""
+        from ..fold.momentum_forks import continue_nvcaffe
+
+        params = batch_norm_params(layer)
+        if params.engine == "CAFFE":
+            return continue_nvcaffe(params.moving_average_fraction, "CAFFE", where)
+        return continue_nvcaffe(params.moving_average_fraction, "CUDNN", where)
 
     def fold(self, net: Net, chain: BatchNormChain, options: FoldOptions) -> FoldedBatchNorm:
         """5 blobs: stats and affine as stored; 3 blobs: BVLC's division and the chain's

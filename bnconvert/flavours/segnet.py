@@ -15,6 +15,7 @@ from .base import Flavour, flavour
 
 if TYPE_CHECKING:
     from ..fold.chains import BatchNormChain
+    from ..fold.momentum import Continuation
     from ..fold.options import FoldOptions
     from ..read.net import Net
     from ..records import FoldedBatchNorm
@@ -67,6 +68,13 @@ class SegNet(Flavour):
 
     def batch_statistics(self, layer: Layer) -> str | None:
         return None if inference(layer) else "bn_mode is LEARN (SegNet's default)"
+
+    def continuation(self, layer: Layer, scale_factor: float | None,
+                     where: str = "") -> Continuation:
+        """No running averages: nothing to continue (``continue_segnet``)."""
+        from ..fold.momentum_forks import continue_segnet
+
+        return continue_segnet()
 
     def fold(self, net: Net, chain: BatchNormChain, options: FoldOptions) -> FoldedBatchNorm:
         """Mean 0 and a variance with ``float32(var + eps) == 1``: the BN computes

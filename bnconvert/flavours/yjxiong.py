@@ -16,6 +16,7 @@ from .segnet import SEGNET_KEYS, bn_params
 
 if TYPE_CHECKING:
     from ..fold.chains import BatchNormChain
+    from ..fold.momentum import Continuation
     from ..fold.options import FoldOptions
     from ..read.net import Net
     from ..records import FoldedBatchNorm
@@ -34,6 +35,7 @@ class YjXiong(Flavour):
     id = "yjxiong"
     title = "PSPNet/yjxiong BN"
     layer_type = "BN"
+    running_average = "fixed-factor"
 
     def claims(self, layer: Layer) -> bool:
         keys = bn_params(layer).fields
@@ -53,6 +55,27 @@ class YjXiong(Flavour):
     def eps(self, layer: Layer) -> float:
         eps = bn_params(layer).eps
         return float32(1e-5) if eps is None else eps
+
+    def continuation(self, layer: Layer, scale_factor: float | None,
+                     where: str = "") -> Continuation:
+        """The fork's factor ``1 − bn_param.momentum`` (0.9 unset): exact with the CUDNN engine;
+        the CAFFE engine (PSPNet's only one) and an unwritten engine are approximate."""
+        from dataclasses import replace
+
+        from ..fold.momentum_forks import continue_pspnet, continue_yjxiong
+
+        params = bn_params(layer)
+        momentum = 0.9 if params.momentum is None else params.momentum
+        if params.engine == "CUDNN":
+            return continue_yjxiong(momentum, params.frozen, "CUDNN", where)
+        if params.engine == "CAFFE":
+            return continue_yjxiong(momentum, params.frozen, "CAFFE", where)
+        plan = continue_pspnet(momentum, params.frozen, where)
+        if plan.exact != "approximate":
+            return plan
+        return replace(plan, note=plan.note + "; exact at every step if the fork ran the CUDNN "
+                       "engine (yjxiong/caffe's default with cuDNN >= 5; the prototxt does not "
+                       "say: write bn_param.engine to tell)")
 
     def fold(self, net: Net, chain: BatchNormChain, options: FoldOptions) -> FoldedBatchNorm:
         """Stored statistics and slope/bias as they are; eps from ``bn_param``."""

@@ -17,6 +17,7 @@ from ..read.net import Net
 from ..records import ChainLayers, FoldedBatchNorm
 from .chains import BatchNormChain
 from .checks import check_chain, effective_eps, expect_blobs, where
+from .continuation import attach_continuation
 from .numeric import fold_affine, fold_running_stats, identity_affine
 from .options import FoldOptions
 
@@ -149,7 +150,8 @@ def fold_batch_norm_chain(net: Net, chain: BatchNormChain,
     bn = chain.batch_norm
     check_chain(net, bn, chain.scale, chain.bias, chain.producer, flavour.layout(bn),
                 effective_eps(flavour.eps(bn), flavour.id, options.clamp_eps))
-    return flavour.fold(net, chain, options)
+    record = flavour.fold(net, chain, options)
+    return attach_continuation(record, bn, flavour, options.momentum)
 
 
 def _frozen_optional(array: np.ndarray | None) -> np.ndarray | None:

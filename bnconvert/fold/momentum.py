@@ -139,8 +139,8 @@ def continue_caffe(maf: float, scale_factor: float, where: str = "") -> Continua
                             "1/(maf·s + 1) stays exact")
     return Continuation(momentum, 0, "next step",
                         "momentum 1/(maf·s + 1) continues Caffe exactly for one step; Caffe's "
-                        "own momentum then moves towards 1 − maf (use bn_train='caffe' for "
-                        "every step)")
+                        "own momentum then moves towards 1 − maf (CaffeBatchNorm*d, "
+                        "bn_train='caffe', follows it at every step)")
 
 
 @dataclass(frozen=True)

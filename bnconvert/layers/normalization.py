@@ -16,6 +16,22 @@ from .base import LayerParamError, Params, float32, reads
 __all__ = ["BatchNormParams", "BNParams", "LRNParams", "MVNParams", "fork_bool", "fork_float"]
 
 _TRUE, _FALSE = ("true", "t", "1"), ("false", "f", "0")
+_ENGINES = {"DEFAULT": "DEFAULT", "CAFFE": "CAFFE", "CUDNN": "CUDNN", "0": "DEFAULT", "1": "CAFFE",
+            "2": "CUDNN"}
+
+
+def fork_engine(block: str, value: Any) -> str | None:
+    """A fork's ``engine`` (by name or number) as ``DEFAULT``/``CAFFE``/``CUDNN``; None unset.
+
+    Raises:
+        LayerParamError: anything else.
+    """
+    if value is None:
+        return None
+    word = str(value).strip().upper()
+    if word not in _ENGINES:
+        raise LayerParamError(f"{block}.engine is {value!r}, expected DEFAULT, CAFFE or CUDNN")
+    return _ENGINES[word]
 
 
 def fork_bool(block: str, name: str, value: Any) -> bool:
@@ -53,6 +69,7 @@ class BatchNormParams(Params):
         scale_bias: NVIDIA Caffe's ``scale_bias`` fork field (scale and bias inside the layer).
         scale_bias_fillers: NVIDIA's ``scale_filler``/``bias_filler`` fork fields are present.
         fused_relu: Intel Caffe's ``relu`` fork field (a ReLU fused into the layer).
+        engine: NVIDIA Caffe's ``engine`` fork field as written (None when unset).
     """
 
     proto_field = "batch_norm_param"
@@ -63,6 +80,7 @@ class BatchNormParams(Params):
     scale_bias: bool = False
     scale_bias_fillers: bool = False
     fused_relu: bool = False
+    engine: str | None = None
 
     @classmethod
     def from_message(cls, param: Message, extras: Mapping[str, Any]) -> BatchNormParams:
@@ -77,7 +95,8 @@ class BatchNormParams(Params):
             scale_bias=fork_bool("batch_norm_param", "scale_bias",
                                  fork.get("scale_bias", "false")),
             scale_bias_fillers="scale_filler" in fork or "bias_filler" in fork,
-            fused_relu=fork_bool("batch_norm_param", "relu", fork.get("relu", "false")))
+            fused_relu=fork_bool("batch_norm_param", "relu", fork.get("relu", "false")),
+            engine=fork_engine("batch_norm_param", fork.get("engine")))
 
 
 _BN_MODES = {"LEARN": "LEARN", "INFERENCE": "INFERENCE", "0": "LEARN", "1": "INFERENCE"}
@@ -94,6 +113,7 @@ class BNParams(Params):
         bn_mode: SegNet's ``LEARN``/``INFERENCE`` (by name or number), None when unset.
         eps, momentum: PSPNet/yjxiong's values as float32, None when unset.
         frozen: PSPNet/yjxiong's ``frozen``.
+        engine: PSPNet/yjxiong's ``engine`` as written (None when unset).
     """
 
     learned = True
@@ -102,6 +122,7 @@ class BNParams(Params):
     eps: float | None = None
     momentum: float | None = None
     frozen: bool = False
+    engine: str | None = None
 
     @classmethod
     def from_message(cls, param: Message, extras: Mapping[str, Any]) -> BNParams:
@@ -115,7 +136,8 @@ class BNParams(Params):
         return cls(fields=frozenset(fork), bn_mode=None if mode is None
                    else _BN_MODES[str(mode).strip().upper()],
                    eps=number.get("eps"), momentum=number.get("momentum"),
-                   frozen=fork_bool("bn_param", "frozen", fork.get("frozen", "false")))
+                   frozen=fork_bool("bn_param", "frozen", fork.get("frozen", "false")),
+                   engine=fork_engine("bn_param", fork.get("engine")))
 
 
 @reads("LRN")

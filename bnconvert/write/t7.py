@@ -1,11 +1,13 @@
 """Torch7 output: each ``FoldedBatchNorm`` as the ``nn`` module real Torch7 saves in evaluate mode.
 
-The module is what ``torch.save`` writes for ``nn.SpatialBatchNormalization(C, eps, 0.1,
+The module is what ``torch.save`` writes for ``nn.SpatialBatchNormalization(C, eps, momentum,
 affine)`` set to evaluate mode, with Caffe's statistics and affine parameters, after a forward
 and ``clearState()`` (the state of ``tests/data/torch7/chain/``): fields ``_type``, ``affine``,
-``eps``, ``momentum`` (0.1), ``train`` (false), ``running_mean``, ``running_var``; when affine,
-``weight``, ``bias`` and zeroed ``gradWeight``, ``gradBias``; empty ``output``, ``gradInput``,
-``save_mean``, ``save_std``. A non-affine module has no weight, bias or grad fields at all.
+``eps``, ``momentum`` (the record's: Torch7's momentum has PyTorch's meaning; a cumulative
+average gets ``1/(s + 1)``, ``fold.continuation.torch7_momentum``), ``train`` (false),
+``running_mean``, ``running_var``; when affine, ``weight``, ``bias`` and zeroed
+``gradWeight``, ``gradBias``; empty ``output``, ``gradInput``, ``save_mean``, ``save_std``.
+A non-affine module has no weight, bias or grad fields at all.
 
 Torch7's evaluate-mode forward is ``y = ((x - mean) * invstd) * weight + bias`` with
 ``invstd = 1 / sqrt(running_var + eps)``: the same function as Caffe's BatchNorm (+Scale/+Bias).
@@ -20,6 +22,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import OutputError, ParseError
+from ..fold.continuation import torch7_momentum
 from ..records import ConvertedLayer, FoldedBatchNorm
 from ..t7 import T7Object, T7Table, T7Tensor, dumps_t7, load_t7
 from .registry import LoadedFile, WriteOptions, loads, registers
@@ -35,7 +38,6 @@ _MODULE_BY_RANK = {
 }
 _TENSOR_CLASS = {"float32": "torch.FloatTensor", "float64": "torch.DoubleTensor"}
 _SEQUENTIAL = ("nn.Sequential", 1)
-_MOMENTUM = 0.1
 _BATCH_NORM_CLASSES = frozenset(
     f"{package}.{kind}BatchNormalization"
     for package in ("nn", "cudnn") for kind in ("", "Spatial", "Volumetric"))
@@ -99,7 +101,7 @@ def batch_norm_module(record: FoldedBatchNorm, tensor_class: str) -> T7Object:
                           f"rank-{record.rank} input; expected rank 2, 3, 4 or 5")
     class_name, version = _MODULE_BY_RANK[record.rank]
     fields = T7Table(_type=tensor_class, affine=record.affine, eps=float(record.eps),
-                     momentum=_MOMENTUM, train=False,
+                     momentum=float(torch7_momentum(record)), train=False,
                      running_mean=_vector(record, "running_mean", tensor_class),
                      running_var=_vector(record, "running_var", tensor_class))
     if record.affine:
@@ -168,9 +170,9 @@ def read_t7_batch_norms(path: str | Path) -> dict[str, dict[str, Any]]:
         path: a ``.t7`` file (binary or ascii).
 
     Returns:
-        Per path: ``class_name``, ``version``, ``eps`` (float), ``affine`` (bool),
-        ``running_mean``, ``running_var``, ``weight``, ``bias`` (numpy; weight and bias None
-        when not affine).
+        Per path: ``class_name``, ``version``, ``eps`` (float), ``momentum`` (float, None when
+        absent), ``affine`` (bool), ``running_mean``, ``running_var``, ``weight``, ``bias``
+        (numpy; weight and bias None when not affine).
 
     Raises:
         ParseError: the file is malformed, or a module lacks a field Torch7 needs.
@@ -228,7 +230,9 @@ def _batch_norm_fields(module: T7Object, where: str, path: str) -> dict[str, Any
         running_var = np.power(std, std.dtype.type(-2)) + std.dtype.type(-eps)
     else:
         running_var = tensor("running_var")
+    momentum = fields.get("momentum")
     return {"class_name": module.class_name, "version": module.version, "eps": eps,
-            "affine": affine, "running_mean": tensor("running_mean"),
+            "momentum": momentum if isinstance(momentum, float) else None, "affine": affine,
+            "running_mean": tensor("running_mean"),
             "running_var": running_var, "weight": tensor("weight") if affine else None,
             "bias": tensor("bias") if affine else None}
