@@ -96,7 +96,11 @@ class Flavour:
         Raises:
             NumericError: an averaging parameter outside [0, 1], a bad scale factor.
         """
-        raise NotImplementedError
+        from ..fold.momentum import TORCH_DEFAULT_MOMENTUM, Continuation
+
+        return Continuation(TORCH_DEFAULT_MOMENTUM, 0, "approximate",
+                            f"how {self.title} updates its running averages is not known to "
+                            "bnconvert; PyTorch's default momentum is kept")
 
     def fold(self, net: Net, chain: BatchNormChain, options: FoldOptions) -> FoldedBatchNorm:
         """Caffe's effective TEST-phase parameters of the chain as PyTorch's BatchNorm."""

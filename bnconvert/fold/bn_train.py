@@ -22,6 +22,7 @@ import torch
 
 from ..errors import BnConvertError
 from ..modules.caffe_batch_norm import CaffeBatchNorm1d, CaffeBatchNorm2d, CaffeBatchNorm3d
+from .momentum import TORCH_DEFAULT_MOMENTUM
 
 __all__ = ["batch_norm_from_entry", "caffe_batch_norm_from_entry", "BnTrain"]
 
@@ -30,7 +31,7 @@ _PLAIN = {"BatchNorm1d": torch.nn.BatchNorm1d, "BatchNorm2d": torch.nn.BatchNorm
           "BatchNorm3d": torch.nn.BatchNorm3d}
 _CAFFE = {"BatchNorm1d": CaffeBatchNorm1d, "BatchNorm2d": CaffeBatchNorm2d,
           "BatchNorm3d": CaffeBatchNorm3d}
-_TORCH_DEFAULT_MOMENTUM = 0.1  # an entry written before bnconvert recorded the momentum
+
 
 
 def batch_norm_from_entry(entry: Mapping[str, Any], bn_train: BnTrain = None,
@@ -74,7 +75,7 @@ def batch_norm_from_entry(entry: Mapping[str, Any], bn_train: BnTrain = None,
     if bn_train == "caffe" and "running_average" not in entry:
         raise BnConvertError(f"manifest entry {name!r} does not say how Caffe averaged "
                              "(written by an older bnconvert); reconvert for bn_train='caffe'")
-    momentum = entry.get("momentum", _TORCH_DEFAULT_MOMENTUM)
+    momentum = entry.get("momentum", TORCH_DEFAULT_MOMENTUM)  # 0.1 manifests: none
     return _PLAIN[cls](channels, eps=eps, affine=affine,
                        momentum=None if momentum is None else float(momentum), dtype=dtype)
 
