@@ -6,6 +6,7 @@ checkers see the names through the ``TYPE_CHECKING`` imports below)::
     load_net(prototxt, caffemodel) -> Net
     analyze(net) -> ChainAnalysis
     load_batch_norms(prototxt, caffemodel, **fold_settings) -> list[FoldedBatchNorm]
+    load_weights(prototxt, caffemodel, fold="keep"|"fuse") -> list[ConvertedLayer]  (#11)
     fold_net(net, FoldOptions(...)) -> list[FoldedBatchNorm]
     to_state_dict(records, WriteOptions(...)) -> dict[str, torch.Tensor]
     save(records, path, ConvertOptions(...)) -> manifest path
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
         fold_net,
         load_batch_norms,
         load_net,
+        load_weights,
         save,
         to_state_dict,
     )
@@ -43,7 +45,8 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "load_net": "bnconvert.api", "analyze": "bnconvert.api", "fold_net": "bnconvert.api",
-    "load_batch_norms": "bnconvert.api", "to_state_dict": "bnconvert.api",
+    "load_batch_norms": "bnconvert.api", "load_weights": "bnconvert.api",
+    "to_state_dict": "bnconvert.api",
     "save": "bnconvert.api", "convert": "bnconvert.api", "convert_net": "bnconvert.api",
     "ConvertOptions": "bnconvert.api", "Conversion": "bnconvert.api",
     "FoldOptions": "bnconvert.fold.options",
@@ -57,7 +60,8 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "__version__", "load_net", "analyze", "fold_net", "load_batch_norms", "to_state_dict",
+    "__version__", "load_net", "analyze", "fold_net", "load_batch_norms", "load_weights",
+    "to_state_dict",
     "save", "convert", "convert_net", "ConvertOptions", "Conversion", "FoldOptions",
     "verify_file", "FoldedBatchNorm", "ChainLayers", "ConvertedLayer", "WriteOptions",
     "NamingPolicy", "CaffeNames", "BnConvertError", "ParseError", "VerificationError",

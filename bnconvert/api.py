@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .errors import BnConvertError, UnsupportedLayerError
+from .errors import BnConvertError, OutputError, UnsupportedLayerError
 from .fold.batch_norm import fold_batch_norm_chain
 from .fold.chains import ChainAnalysis, pair_batch_norm_chains
 from .fold.options import FoldOptions
 from .read.net import Net, load_net
 from .records import ConvertedLayer, FoldedBatchNorm
 from .write.atomic import staged_files
-from .write.fingerprint import add_fingerprints, remove_stale_manifest
+from .write.fingerprint import add_fingerprints, remove_stale_manifest, source_fingerprints
 from .write.guard import output_paths, refuse_inputs_as_outputs
 from .write.manifest import manifest_bytes, manifest_dict, manifest_path_for
 from .write.registry import WriteOptions, writer_for
@@ -31,8 +32,9 @@ from .write.registry import WriteOptions, writer_for
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["load_net", "analyze", "fold_net", "load_batch_norms", "to_state_dict", "save",
-           "convert", "convert_net", "ConvertOptions", "Conversion"]
+__all__ = ["load_net", "analyze", "fold_net", "load_batch_norms", "load_weights",
+           "whole_net", "to_state_dict", "save", "convert", "convert_net", "ConvertOptions",
+           "Conversion"]
 
 PathLike = str | os.PathLike[str]
 
@@ -47,12 +49,19 @@ class ConvertOptions:
         write: dtype, key prefix, Torch7 layout, naming policy.
         fmt: the output format, None for the output's extension.
         manifest: True for ``<output>.json``, a path, or False for none.
+        whole: every learned layer, not only the BN chains (``convert.convert_whole``).
+        bn_fold: with ``whole``: ``"keep"`` BN chains as BatchNorms or ``"fuse"`` them into the
+            layer before them.
+        skip_unknown: with ``whole``: skip layers of unknown learned types (with a warning).
     """
 
     fold: FoldOptions = field(default_factory=FoldOptions)
     write: WriteOptions = field(default_factory=WriteOptions)
     fmt: str | None = None
     manifest: PathLike | bool = True
+    whole: bool = False
+    bn_fold: str = "keep"
+    skip_unknown: bool = False
 
     @classmethod
     def from_settings(cls, base: ConvertOptions | None = None, **settings: Any) -> ConvertOptions:
@@ -135,6 +144,44 @@ def load_batch_norms(prototxt: PathLike | None, caffemodel: PathLike,
     return fold_net(load_net(prototxt, caffemodel), options, **settings)
 
 
+def whole_net(net: Net, fold: str = "keep", options: FoldOptions | None = None,
+              skip_unknown: bool = False) -> list[ConvertedLayer]:
+    """Every layer of ``net`` with learned blobs as records (see ``load_weights``); empty for a
+    net without learned layers.
+
+    Raises:
+        BnConvertError: see ``convert.convert_whole``.
+    """
+    from .whole import convert_whole
+
+    return convert_whole(net, fold, options, skip_unknown)
+
+
+def load_weights(prototxt: PathLike | None, caffemodel: PathLike, *, fold: str = "keep",
+                 options: FoldOptions | None = None, skip_unknown: bool = False,
+                 **settings: Any) -> list[ConvertedLayer]:
+    """Read a Caffe net and return every learned layer as a record: ``FoldedBatchNorm`` per BN
+    chain (``fold="keep"``; with ``"fuse"`` chains fold into the layer before them where the
+    graph allows), and a ``LearnedLayer`` kind (conv, conv_transpose, linear, embed, prelu,
+    scale, bias) per other layer. ``to_state_dict`` and ``save`` accept them.
+
+    Args:
+        options, settings: how BN chains are read (see ``fold_net``).
+        skip_unknown: skip layers of unknown learned types instead of failing.
+
+    Raises:
+        BnConvertError: unknown learned layers, missing weights, blobs that disagree with the
+            prototxt, NaN/Inf, and everything ``load_batch_norms`` raises.
+
+    Example:
+        >>> records = load_weights(EXAMPLE_PROTOTXT, EXAMPLE_CAFFEMODEL, fold="fuse")
+        >>> records[0].kind, records[0].module
+        ('conv', 'Conv2d')
+    """
+    fold_options = replace(options or FoldOptions(), **settings)
+    return whole_net(load_net(prototxt, caffemodel), fold, fold_options, skip_unknown)
+
+
 def to_state_dict(records: Sequence[ConvertedLayer], options: WriteOptions | None = None,
                   **settings: Any) -> dict[str, torch.Tensor]:
     """The records as a PyTorch state_dict (imports torch); ``settings`` set ``WriteOptions``
@@ -166,11 +213,15 @@ def save(records: Sequence[ConvertedLayer], output: PathLike, options: ConvertOp
     paths = output_paths(output, options.manifest)
     refuse_inputs_as_outputs(paths, sources or {})
     manifest_path = None if paths["manifest"] is None else Path(paths["manifest"])
-    with staged_files(make_dirs=True) as stage:  # the output and its manifest change together
+    # The Caffe files are hashed for the manifest while the output is written (hashlib
+    # releases the GIL): on a 553 MB caffemodel that is about a second off the wall time.
+    with ThreadPoolExecutor(max_workers=1) as pool, \
+            staged_files(make_dirs=True) as stage:  # the output and its manifest change together
+        prints = pool.submit(source_fingerprints, sources or {}) if manifest_path else None
         written = stage(output, lambda stream: writer(records, stream, options.write))
-        if manifest_path is not None:
+        if manifest_path is not None and prints is not None:
             described = manifest_dict(records, chosen, output, options.write, sources or {})
-            content = manifest_bytes(add_fingerprints(described, written, sources or {}))
+            content = manifest_bytes(add_fingerprints(described, written, prints.result()))
             stage(manifest_path, lambda stream: _write_all(stream, content))
     if manifest_path is None:
         remove_stale_manifest(manifest_path_for(output), output)
@@ -196,7 +247,10 @@ def convert(prototxt: PathLike | None, caffemodel: PathLike, output: PathLike,
         (4, 'bn.pt.json')
     """
     options = ConvertOptions.from_settings(options, **settings)
-    writer_for(Path(output), options.fmt)  # an unknown format fails before reading anything
+    chosen, _ = writer_for(Path(output), options.fmt)  # an unknown format fails first
+    if options.whole and chosen == "t7":
+        raise OutputError(f"{output}: Torch7 .t7 output holds BatchNorm modules only; write the "
+                          "whole model (--whole) as .pt or .safetensors")
     refuse_inputs_as_outputs(output_paths(output, options.manifest),
                              {"prototxt": prototxt, "caffemodel": caffemodel})
     return convert_net(load_net(prototxt, caffemodel), output, options)
@@ -206,7 +260,12 @@ def convert_net(net: Net, output: PathLike, options: ConvertOptions | None = Non
                 **settings: Any) -> Conversion:
     """Fold an already loaded net and write it (see ``convert``)."""
     options = ConvertOptions.from_settings(options, **settings)
-    records: tuple[ConvertedLayer, ...] = tuple(fold_net(net, options.fold))
+    records: tuple[ConvertedLayer, ...] = tuple(
+        whole_net(net, options.bn_fold, options.fold, options.skip_unknown)
+        if options.whole else fold_net(net, options.fold))
+    if not records:
+        raise BnConvertError(f"{net.describe()}: no layers with learned blobs in the TEST-phase "
+                             "net; nothing to convert")
     if writer_for(Path(output), options.fmt)[0] == "t7":
         from .fold.continuation import for_torch7
 

@@ -109,12 +109,21 @@ def main() -> None:
               help="The BatchNorms' momentum for training: 'caffe' continues Caffe's running "
                    "averages (1/(maf·s + 1); None with num_batches_tracked = s for maf 1), "
                    "'default' is PyTorch's 0.1, or a number in [0, 1].")
+@click.option("--whole", is_flag=True,
+              help="Every layer with learned blobs (convolutions, inner products, PReLU, "
+                   "Scale, ...), not only the BatchNorm chains.")
+@click.option("--fold", "bn_fold", type=click.Choice(["keep", "fuse"]), default=None,
+              help="With --whole: keep BN chains as BatchNorms (default) or fuse them into the "
+                   "convolution / inner product before them where the graph allows.")
+@click.option("--skip-unknown", is_flag=True,
+              help="With --whole: convert the rest when layers of unknown learned types "
+                   "exist (named in a warning and the manifest).")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @_one_line_errors
 def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool, strict: bool,
             prefix: str, dtype: str, manifest: Path | None, no_manifest: bool, t7_layout: str,
-            cudnn: bool, flavor: str | None, clamp_eps: bool, momentum: str,
-            quiet: bool) -> None:
+            cudnn: bool, flavor: str | None, clamp_eps: bool, momentum: str, whole: bool,
+            bn_fold: str | None, skip_unknown: bool, quiet: bool) -> None:
     """Convert [PROTOTXT] CAFFEMODEL into OUTPUT (the prototxt is optional: a caffemodel
     carries its layer definitions)."""
     import gc
@@ -128,6 +137,8 @@ def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool
 
     _usage(convert_usage_problem(output, fmt, manifest, no_manifest, _t7_only_options(cudnn)))
     _usage(momentum_usage_problem(momentum))
+    _usage(None if whole or (bn_fold is None and not skip_unknown) else
+           "--fold and --skip-unknown apply to --whole only")
     prototxt, caffemodel = _split_files(files, need_model=True)
     assert caffemodel is not None
     writer_for(output, fmt)  # imports the writer (torch for .pt) and checks the format first
@@ -138,7 +149,8 @@ def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool
         fold=FoldOptions(affine=affine or cudnn, strict=strict, clamp_eps=clamp_eps,
                          flavour=flavor, momentum=momentum),
         write=WriteOptions(dtype=dtype, prefix=prefix, t7_layout=t7_layout), fmt=fmt,
-        manifest=False if no_manifest else (manifest or True))
+        manifest=False if no_manifest else (manifest or True), whole=whole,
+        bn_fold=bn_fold or "keep", skip_unknown=skip_unknown)
     done = run_convert(prototxt, caffemodel, output, options)
     for warning in done.warnings:
         click.echo(f"bnconvert: warning: {warning}", err=True)
@@ -147,7 +159,9 @@ def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool
         click.echo(f"bnconvert: note: {len(missing)} layer(s) have no weights in the caffemodel "
                    f"(Caffe keeps their initial values; not needed here): {', '.join(missing)}",
                    err=True)
-    if not quiet:
+    if not quiet and whole:
+        click.echo(_whole_summary(done.records, output, done.manifest))
+    elif not quiet:
         records = [r for r in done.records if isinstance(r, FoldedBatchNorm)]
         affine_count = sum(r.affine for r in records)
         with_manifest = f" and its manifest {done.manifest}" if done.manifest else ""
@@ -155,17 +169,36 @@ def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool
                    f"({affine_count} affine, {len(records) - affine_count} non-affine)")
 
 
+def _whole_summary(records: Any, output: Path, manifest: Path | None) -> str:
+    """``wrote OUT and its manifest M: 12 layers (4 conv, 4 batch_norm, ...)``."""
+    from collections import Counter
+
+    kinds = Counter(r.kind for r in records)
+    listed = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+    with_manifest = f" and its manifest {manifest}" if manifest else ""
+    return f"wrote {output}{with_manifest}: {len(records)} layers ({listed})"
+
+
 @main.command()
 @_FILES
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--whole", is_flag=True,
+              help="A table of every layer with learned blobs: type, blob shapes, and what it "
+                   "becomes.")
 @_FLAVOR
 @_one_line_errors
-def inspect(files: tuple[Path, ...], as_json: bool, flavor: str | None) -> None:
+def inspect(files: tuple[Path, ...], as_json: bool, whole: bool, flavor: str | None) -> None:
     """Show the BatchNorm chains of [PROTOTXT] [CAFFEMODEL] (either or both)."""
     from .inspect import inspect_net
     from .read.net import load_net
 
     prototxt, caffemodel = _split_files(files, need_model=False)
+    if whole:
+        from .inspect_whole import format_whole_table, whole_table
+
+        rows = whole_table(load_net(prototxt, caffemodel), flavor)
+        click.echo(json.dumps(rows, indent=2) if as_json else format_whole_table(rows))
+        return
     report = inspect_net(load_net(prototxt, caffemodel), flavor)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))

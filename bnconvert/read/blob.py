@@ -71,8 +71,9 @@ class BlobRef:
 
     @property
     def shape_count(self) -> int:
-        """Number of elements the shape describes."""
-        return prod(self.shape) if self.shape else 0
+        """Number of elements the shape describes (1 for a 0-d blob, as Caffe counts it: a
+        channel-shared PReLU's slope is stored with no shape at all)."""
+        return prod(self.shape)
 
     def first(self) -> float:
         """The first value, decoded without numpy (for the BatchNorm scale factor)."""

@@ -15,7 +15,8 @@ from typing import Any
 
 from ..errors import ParseError
 
-__all__ = ["fingerprint", "add_fingerprints", "describes", "check_manifest_describes",
+__all__ = ["fingerprint", "source_fingerprints", "add_fingerprints", "describes",
+           "check_manifest_describes",
            "changed_sources", "remove_stale_manifest"]
 
 _CHUNK = 1 << 20
@@ -40,13 +41,16 @@ def fingerprint(path: PathLike) -> dict[str, Any]:
     return {"size": size, "sha256": digest.hexdigest()}
 
 
+def source_fingerprints(sources: dict[str, str | None]) -> dict[str, Any]:
+    """The fingerprint of each Caffe file in ``sources`` (None where not given)."""
+    return {role: fingerprint(path) if path else None for role, path in sources.items()}
+
+
 def add_fingerprints(manifest: dict[str, Any], written: PathLike,
-                     sources: dict[str, str | None]) -> dict[str, Any]:
+                     sources: dict[str, Any]) -> dict[str, Any]:
     """The manifest with ``file_fingerprint`` (of ``written``, the output's bytes) and
-    ``source_fingerprints`` (of each Caffe file in ``sources``, None where not given)."""
-    return {**manifest, "file_fingerprint": fingerprint(written),
-            "source_fingerprints": {role: fingerprint(path) if path else None
-                                    for role, path in sources.items()}}
+    ``source_fingerprints`` (``source_fingerprints(...)``' result)."""
+    return {**manifest, "file_fingerprint": fingerprint(written), "source_fingerprints": sources}
 
 
 def describes(manifest: dict[str, Any], path: PathLike) -> bool | None:

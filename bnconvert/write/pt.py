@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 from collections.abc import Sequence
 from typing import BinaryIO
 
@@ -33,8 +34,14 @@ def to_state_dict(records: Sequence[ConvertedLayer],
 
 @registers("pt")
 def write_pt(records: Sequence[ConvertedLayer], stream: BinaryIO, options: WriteOptions) -> None:
-    """Serialize the records' state_dict with ``torch.save``."""
-    torch.save(to_state_dict(records, options), stream)
+    """Serialize the records' state_dict with ``torch.save``, from tensors that share the
+    arrays' memory (views of the caffemodel's memory map where possible: no copy of the
+    weights; ``torch.save`` only reads them)."""
+    with warnings.catch_warnings():  # read-only arrays: torch.save never writes to them
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        views = {key: torch.from_numpy(value)
+                 for key, value in state_dict_arrays(records, options).items()}
+    torch.save(views, stream)
 
 
 def read_state_dict(path: str) -> dict[str, torch.Tensor]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import BinaryIO
 
-from ..errors import OutputError, ParseError
+from ..errors import ParseError
 from ..records import ConvertedLayer
 from .registry import LoadedFile, WriteOptions, loads, registers
+from .safetensors_stream import write_safetensors_stream
 from .state_dict import group_by_key, state_dict_arrays
 
 __all__ = ["write_safetensors", "load_safetensors"]
@@ -18,17 +19,10 @@ _MISSING = "the optional 'safetensors' package: pip install 'bnconvert[safetenso
 @registers("safetensors")
 def write_safetensors(records: Sequence[ConvertedLayer], stream: BinaryIO,
                       options: WriteOptions) -> None:
-    """Serialize the state_dict with the ``safetensors`` library (numpy flavour, no torch).
-
-    Raises:
-        OutputError: the optional ``safetensors`` package is not installed.
-    """
-    try:
-        from safetensors.numpy import save
-    except ImportError:
-        raise OutputError(f"writing .safetensors needs {_MISSING}") from None
-    stream.write(save(state_dict_arrays(records, options),
-                      metadata={"format": "pt", "producer": "bnconvert"}))
+    """Stream the state_dict as .safetensors from the arrays (memory-map views of the
+    caffemodel where possible: ``safetensors_stream``); needs numpy only, no torch."""
+    write_safetensors_stream(state_dict_arrays(records, options), stream,
+                             {"format": "pt", "producer": "bnconvert"})
 
 
 @loads("safetensors")

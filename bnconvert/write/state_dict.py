@@ -19,6 +19,8 @@ def state_dict_arrays(records: Sequence[ConvertedLayer],
                       options: WriteOptions = WriteOptions()) -> dict[str, np.ndarray]:
     """The state_dict as numpy arrays: ``<key>.<tensor>`` for every record's tensors, floats
     in ``options.dtype`` (integer buffers such as ``num_batches_tracked`` keep their type).
+    Arrays already of that dtype are the records' own (read-only, possibly views of the
+    caffemodel's memory map), not copies.
 
     Raises:
         OutputError: two records get the same key.
@@ -33,7 +35,7 @@ def state_dict_arrays(records: Sequence[ConvertedLayer],
         owner[key] = record.name
         for name, value in record.tensors().items():
             dtype = options.dtype if value.dtype.kind == "f" else value.dtype
-            out[f"{key}.{name}"] = np.array(value, dtype=dtype)
+            out[f"{key}.{name}"] = np.asarray(value, dtype=dtype)
     return out
 
 
