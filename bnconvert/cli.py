@@ -118,12 +118,26 @@ def main() -> None:
 @click.option("--skip-unknown", is_flag=True,
               help="With --whole: convert the rest when layers of unknown learned types "
                    "exist (named in a warning and the manifest).")
+@click.option("--target", metavar="SPEC",
+              help="Your own model, 'package.module:callable' or 'path/to/file.py:callable': "
+                   "write the Caffe weights in its names, matched by the structure of both "
+                   "nets, after checking that it computes Caffe's numbers.")
+@click.option("--target-kwargs", metavar="JSON", help="Keyword arguments for the --target "
+              "callable, e.g. '{\"num_classes\": 10}'.")
+@click.option("--map", "map_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With --target: a JSON (or YAML) file of Caffe layer (or regex) -> target "
+                   "module, for what the structure leaves ambiguous.")
+@click.option("--no-check", is_flag=True,
+              help="With --target: write the mapping without running both models (says so).")
+@click.option("-v", "--verbose", is_flag=True, help="With --target: print the mapping table.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @_one_line_errors
 def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool, strict: bool,
             prefix: str, dtype: str, manifest: Path | None, no_manifest: bool, t7_layout: str,
             cudnn: bool, flavor: str | None, clamp_eps: bool, momentum: str, whole: bool,
-            bn_fold: str | None, skip_unknown: bool, quiet: bool) -> None:
+            bn_fold: str | None, skip_unknown: bool, target: str | None,
+            target_kwargs: str | None, map_file: Path | None, no_check: bool, verbose: bool,
+            quiet: bool) -> None:
     """Convert [PROTOTXT] CAFFEMODEL into OUTPUT (the prototxt is optional: a caffemodel
     carries its layer definitions)."""
     import gc
@@ -151,6 +165,10 @@ def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool
         write=WriteOptions(dtype=dtype, prefix=prefix, t7_layout=t7_layout), fmt=fmt,
         manifest=False if no_manifest else (manifest or True), whole=whole,
         bn_fold=bn_fold or "keep", skip_unknown=skip_unknown)
+    if target is not None:
+        _convert_to_target(prototxt, caffemodel, output, target, target_kwargs, map_file,
+                           not no_check, options, verbose, quiet)
+        return
     done = run_convert(prototxt, caffemodel, output, options)
     for warning in done.warnings:
         click.echo(f"bnconvert: warning: {warning}", err=True)
@@ -167,6 +185,36 @@ def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool
         with_manifest = f" and its manifest {done.manifest}" if done.manifest else ""
         click.echo(f"wrote {output}{with_manifest}: {len(records)} BatchNorm layers "
                    f"({affine_count} affine, {len(records) - affine_count} non-affine)")
+
+
+def _convert_to_target(prototxt: Path | None, caffemodel: Path, output: Path, spec: str,
+                       kwargs_text: str | None, map_file: Path | None, check: bool,
+                       options: Any, verbose: bool, quiet: bool) -> None:
+    """``convert --target``: map onto the user's model, check it, write it in its names."""
+    from .target.mapfile import read_map
+    from .target.records import table_lines
+    from .target.run import convert_to_target, load_target
+
+    try:
+        kwargs = json.loads(kwargs_text) if kwargs_text else {}
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--target-kwargs") from None
+    if not isinstance(kwargs, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="--target-kwargs")
+    entries = read_map(map_file) if map_file is not None else None
+    result = convert_to_target(prototxt, caffemodel, output, load_target(spec, kwargs),
+                               entries=entries, check=check, options=options)
+    for record in result.records:
+        for warning in record.warnings:
+            click.echo(f"bnconvert: note: {warning}", err=True)
+    if not check:
+        click.echo("bnconvert: warning: --no-check: the target was not run against Caffe's "
+                   "numbers; verify it with 'bnconvert verify ... --target'", err=True)
+    if verbose:
+        click.echo("\n".join(table_lines(result.records)))
+    if not quiet:
+        state = "checked: equal to Caffe within float32 rounding" if check else "NOT checked"
+        click.echo(f"wrote {output}: {len(result.records)} modules of {spec} ({state})")
 
 
 def _whole_summary(records: Any, output: Path, manifest: Path | None) -> str:
