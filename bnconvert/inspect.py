@@ -106,7 +106,7 @@ def chain_kind(row: ChainRow) -> str:
     """What a chain is, in words: flavour title plus the layers folded into it.
 
     Example:
-        >>> chain_kind(row)  # doctest: +SKIP
+        >>> chain_kind(inspect_net(EXAMPLE_NET).chains[0])
         'BVLC BatchNorm + Scale'
     """
     if row.flavour_id == "bvlc" and row.scale is None:
@@ -207,9 +207,8 @@ def inspect_net(net: Net, flavour: str | None = None) -> InspectReport:
         The report; building it never fails on unsupported layers (they are listed).
 
     Example:
-        >>> report = inspect_net(load_net("deploy.prototxt", None))  # doctest: +SKIP
-        >>> report.flavour_counts  # doctest: +SKIP
-        {'BVLC BatchNorm + Scale': 53}
+        >>> inspect_net(EXAMPLE_NET).flavour_counts
+        {'BVLC BatchNorm + Scale': 4}
     """
     analysis = pair_batch_norm_chains(net, flavour)
     rows: list[ChainRow] = []

@@ -75,8 +75,8 @@ class CaffeNames:
     """The default policy: the Caffe layer name, escaped reversibly (``key_for_layer_name``).
 
     Example:
-        >>> CaffeNames().key(record)  # doctest: +SKIP
-        'conv1__2f__bn'
+        >>> CaffeNames().key(EXAMPLE_RECORDS[0])
+        'bn2a_branch1'
     """
 
     def key(self, record: ConvertedLayer) -> str:

@@ -20,6 +20,12 @@ CASES = sorted(p for sub in ("caffe", "whole") for p in (DATA / sub).iterdir()
 CASE_IDS = [f"{p.parent.name}/{p.name}" for p in CASES]
 
 
+
+def case_files(case: Path) -> tuple[Path, Path]:
+    """The case's deploy.prototxt and model.caffemodel."""
+    return case / "deploy.prototxt", case / "model.caffemodel"
+
+
 @cache
 def definition(case: Path) -> caffe_pb2.NetParameter:
     """The case's deploy.prototxt."""

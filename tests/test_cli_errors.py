@@ -9,20 +9,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-
-from bnconvert.cli import main
 
 from caffe_builder import NetBuilder, blob
-from conftest import DATA
+from conftest import CAFFE, invoke_cli
 
-CASE = DATA / "caffe" / "bn_scale_bias"
+CASE = CAFFE / "bn_scale_bias"
 
 
 def run(args: list[str]) -> tuple[int, str]:
-    result = CliRunner().invoke(main, args)
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    """The exit code and the whole output (stdout and stderr as the user sees them)."""
+    result = invoke_cli(*args)
     return result.exit_code, result.output
+
+
 
 
 READ_ERROR = 2  # a file that cannot be read: the same code in every command
@@ -97,7 +96,7 @@ def test_prototxt_syntax_error(tmp_path: Path, out: Path) -> None:
 
 
 def test_prototxt_of_another_net(out: Path) -> None:
-    other = DATA / "caffe" / "resnet_block" / "deploy.prototxt"
+    other = CAFFE / "resnet_block" / "deploy.prototxt"
     model = CASE / "model.caffemodel"
     assert_fails(["convert", str(other), str(model), "-o", str(out)], out,
                  f"{model}: layer 'bn2a_branch1' (BatchNorm) has no weights in the caffemodel; "
@@ -207,7 +206,7 @@ def test_copies_do_not_share_state(tmp_path: Path) -> None:
 
 def test_caffemodel_of_a_net_with_other_channel_counts(out: Path) -> None:
     """Same layer names, other shapes: Caffe refuses to copy such weights, and so do we."""
-    prototxt = DATA / "caffe" / "bn_only" / "deploy.prototxt"  # conv1: num_output 5
+    prototxt = CAFFE / "bn_only" / "deploy.prototxt"  # conv1: num_output 5
     model = CASE / "model.caffemodel"  # bn1: 4 channels
     assert_fails(["convert", str(prototxt), str(model), "-o", str(out)], out,
                  f"{model}: layer 'bn1' (BatchNorm) has 4 channels in the caffemodel, but the "

@@ -13,29 +13,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from bnconvert.cli import main
-
-from conftest import CAFFE_CASES, DATA
+from conftest import CAFFE, CAFFE_CASES, cli_convert, invoke_cli
 
 MODULES = {2: torch.nn.BatchNorm1d, 3: torch.nn.BatchNorm1d, 4: torch.nn.BatchNorm2d,
            5: torch.nn.BatchNorm3d}
 
 
 def expected_chains(case: str) -> list[dict]:
-    return json.loads((DATA / "caffe" / case / "expected_bn.json").read_text())
+    return json.loads((CAFFE / case / "expected_bn.json").read_text())
 
 
 def convert_case(case: str, tmp_path: Path, with_prototxt: bool = True,
                  extra: tuple[str, ...] = ()) -> Path:
-    folder = DATA / "caffe" / case
-    out = tmp_path / f"{case}.pt"
-    files = ([str(folder / "deploy.prototxt")] if with_prototxt else []) + [
-        str(folder / "model.caffemodel")]
-    result = CliRunner().invoke(main, ["convert", *files, "-o", str(out), *extra])
-    assert result.exit_code == 0, result.output
-    return out
+    return cli_convert(CAFFE / case, tmp_path / f"{case}.pt", with_prototxt, *extra)
 
 
 def bn_module(state: dict[str, torch.Tensor], key: str, chain: dict) -> torch.nn.Module:
@@ -58,7 +49,7 @@ STORED_STATS_CASES = [c for c in CAFFE_CASES if c != "global_stats_false"]
 def test_eval_forward_matches_caffe_output(case: str, with_prototxt: bool, tmp_path: Path) -> None:
     out = convert_case(case, tmp_path, with_prototxt)
     state = torch.load(out, weights_only=True)
-    outputs = np.load(DATA / "caffe" / case / "outputs.npz")
+    outputs = np.load(CAFFE / case / "outputs.npz")
     for chain in expected_chains(case):
         module = bn_module(state, chain["bn"], chain)
         x = torch.from_numpy(outputs[chain["producer"]])
@@ -70,7 +61,7 @@ def test_eval_forward_matches_caffe_output(case: str, with_prototxt: bool, tmp_p
 @pytest.mark.parametrize("case", CAFFE_CASES)
 def test_parameters_equal_caffe_effective_parameters(case: str, tmp_path: Path) -> None:
     state = torch.load(convert_case(case, tmp_path), weights_only=True)
-    expected = np.load(DATA / "caffe" / case / "expected_bn.npz")
+    expected = np.load(CAFFE / case / "expected_bn.npz")
     for name in expected.files:
         layer, field = name.split("/")
         np.testing.assert_allclose(state[f"{layer}.{field}"].numpy(), expected[name],
@@ -99,10 +90,10 @@ def test_batch_statistics_case_warns_and_matches_train_mode(tmp_path: Path) -> N
     """use_global_stats: false -> Caffe uses batch statistics in TEST; PyTorch's train-mode
     forward does the same (biased variance), eval mode cannot."""
     case = "global_stats_false"
-    folder = DATA / "caffe" / case
+    folder = CAFFE / case
     out = tmp_path / "g.pt"
-    result = CliRunner().invoke(main, ["convert", str(folder / "deploy.prototxt"),
-                                       str(folder / "model.caffemodel"), "-o", str(out)])
+    result = invoke_cli("convert", str(folder / "deploy.prototxt"),
+                        str(folder / "model.caffemodel"), "-o", str(out))
     assert result.exit_code == 0
     assert "use_global_stats is false" in result.output
     state = torch.load(out, weights_only=True)
@@ -116,20 +107,20 @@ def test_batch_statistics_case_warns_and_matches_train_mode(tmp_path: Path) -> N
 
 
 def test_batch_statistics_case_fails_under_strict(tmp_path: Path) -> None:
-    folder = DATA / "caffe" / "global_stats_false"
+    folder = CAFFE / "global_stats_false"
     out = tmp_path / "g.pt"
-    result = CliRunner().invoke(main, ["convert", str(folder / "deploy.prototxt"),
-                                       str(folder / "model.caffemodel"), "-o", str(out),
-                                       "--strict"])
+    result = invoke_cli("convert", str(folder / "deploy.prototxt"),
+                        str(folder / "model.caffemodel"), "-o", str(out),
+                        "--strict")
     assert result.exit_code == 1
     assert "use_global_stats is false" in result.output and "--strict" in result.output
     assert not out.exists() and not Path(str(out) + ".json").exists()
 
 
 def test_zero_scale_factor_warns(tmp_path: Path) -> None:
-    folder = DATA / "caffe" / "zero_scale_factor"
-    result = CliRunner().invoke(main, ["convert", str(folder / "model.caffemodel"),
-                                       "-o", str(tmp_path / "z.pt")])
+    folder = CAFFE / "zero_scale_factor"
+    result = invoke_cli("convert", str(folder / "model.caffemodel"),
+                        "-o", str(tmp_path / "z.pt"))
     assert result.exit_code == 0
     assert "scale factor is 0" in result.output
 
@@ -139,7 +130,7 @@ def test_affine_flag_gives_identity_weight_to_bn_without_scale(tmp_path: Path) -
     state = torch.load(out, weights_only=True)
     assert torch.equal(state["bn1.weight"], torch.ones(5))
     assert torch.equal(state["bn1.bias"], torch.zeros(5))
-    outputs = np.load(DATA / "caffe" / "bn_only" / "outputs.npz")
+    outputs = np.load(CAFFE / "bn_only" / "outputs.npz")
     chain = expected_chains("bn_only")[0]
     module = bn_module(state, "bn1", chain)
     with torch.no_grad():

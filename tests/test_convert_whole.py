@@ -13,14 +13,10 @@ import bnconvert
 from bnconvert.inspect_whole import BECOMES
 from bnconvert.naming import key_for_layer_name
 from bnconvert.whole.handlers import HANDLERS
-from tests.caffe_files import CASE_IDS, CASES, arrays, definition, stored_blobs
+from tests.caffe_files import CASE_IDS, CASES, arrays, case_files, definition, stored_blobs
 
 #: tensor names of each Caffe type's blobs, in blob order (the module's parameter names)
 TENSOR_NAMES = {"Scale": ("weight", "bias"), "Bias": ("bias",)}
-
-
-def _files(case: Path) -> tuple[Path, Path]:
-    return case / "deploy.prototxt", case / "model.caffemodel"
 
 
 def _numpy(state: dict[str, object]) -> dict[str, np.ndarray]:
@@ -31,7 +27,7 @@ def _today(case: Path) -> list[bnconvert.FoldedBatchNorm]:
     """Today's BN-only conversion (none for a net without BatchNorm)."""
     if not any(x.type == "BatchNorm" for x in definition(case).layer):
         return []
-    return bnconvert.load_batch_norms(*_files(case))
+    return bnconvert.load_batch_norms(*case_files(case))
 
 
 def _chain_members(case: Path) -> set[str]:
@@ -48,7 +44,7 @@ def _as_stored(value: np.ndarray, blob: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_kept_keys_equal_caffemodel_blobs(case: Path) -> None:
-    state = _numpy(bnconvert.to_state_dict(bnconvert.load_weights(*_files(case))))
+    state = _numpy(bnconvert.to_state_dict(bnconvert.load_weights(*case_files(case))))
     today = _numpy(bnconvert.to_state_dict(_today(case)))
     members = _chain_members(case)
     expected_keys = set(today)
@@ -97,7 +93,7 @@ def _expected_fused(case: Path, record: object) -> tuple[np.ndarray, np.ndarray]
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_fused_layers_equal_the_formula(case: Path) -> None:
-    records = bnconvert.load_weights(*_files(case), fold="fuse")
+    records = bnconvert.load_weights(*case_files(case), fold="fuse")
     state = _numpy(bnconvert.to_state_dict(records))
     fused = [r for r in records if getattr(r, "fused", None) is not None]
     for record in fused:
@@ -112,15 +108,15 @@ def test_fused_layers_equal_the_formula(case: Path) -> None:
 def test_fuse_happens_where_the_graph_allows() -> None:
     """conv→BN chains fuse; BNs on the net input, after Concat or Eltwise, or with batch
     statistics stay BatchNorms and say why."""
-    fused = {c.name: sorted(r.name for r in bnconvert.load_weights(*_files(c), fold="fuse")
+    fused = {c.name: sorted(r.name for r in bnconvert.load_weights(*case_files(c), fold="fuse")
                             if getattr(r, "fused", None)) for c in CASES}
     assert fused["resnet_block"] == ["res2a_branch1", "res2a_branch2a", "res2a_branch2b",
                                      "res2a_branch2c"]
     assert fused["fc_bn"] == ["fc1"] and fused["bn_only"] == ["conv1"]
     assert fused["global_stats_false"] == [] and fused["zero_scale_factor"] == []
     assert fused["densenet_block"] == ["conv2_1/x1", "conv2_2/x1", "conv2_3/x1"]
-    records = bnconvert.load_weights(*_files(CASES[CASE_IDS.index("whole/preact_resnet_block")]),
-                                     fold="fuse")
+    preact = CASES[CASE_IDS.index("whole/preact_resnet_block")]
+    records = bnconvert.load_weights(*case_files(preact), fold="fuse")
     notes = [w for r in records for w in r.warnings]
     assert "res5_bn: not fused, kept as a BatchNorm: its input comes from 'res4_eletwise' " \
            "(Eltwise), not a Convolution, Deconvolution or InnerProduct" in notes

@@ -10,19 +10,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from bnconvert._proto import caffe_pb2
-from bnconvert.cli import main
 from tests.caffe_builder import NetBuilder, blob
 from tests.caffe_files import DATA
 
-CASE = DATA / "caffe" / "bn_scale_bias"
+from conftest import CAFFE, invoke_cli
+
+CASE = CAFFE / "bn_scale_bias"
 
 
 def run(args: list[str]) -> tuple[int, str]:
-    result = CliRunner().invoke(main, args)
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    """The exit code and the whole output (stdout and stderr as the user sees them)."""
+    result = invoke_cli(*args)
     return result.exit_code, result.output
 
 

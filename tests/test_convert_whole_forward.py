@@ -17,14 +17,18 @@ import bnconvert
 import bnconvert.modules as caffe_modules
 from bnconvert.naming import key_for_layer_name
 from bnconvert.records import ConvertedLayer, FoldedBatchNorm
-from tests.caffe_files import CASE_IDS, CASES, definition, layer_index, outputs, value_before
+from tests.caffe_files import (
+    CASE_IDS,
+    CASES,
+    case_files,
+    definition,
+    layer_index,
+    outputs,
+    value_before,
+)
 from tests.whole_fixtures import relative_error
 
 TOLERANCE = 4e-6  # float32 rounding of the magnitude, through a conv and a BN
-
-
-def _files(case: Path) -> tuple[Path, Path]:
-    return case / "deploy.prototxt", case / "model.caffemodel"
 
 
 def build_module(record: ConvertedLayer) -> torch.nn.Module:
@@ -53,7 +57,7 @@ def _own(state: dict[str, torch.Tensor], record: ConvertedLayer) -> dict[str, to
 @pytest.mark.parametrize("fold", ["keep", "fuse"])
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_every_record_loads_strictly(case: Path, fold: str) -> None:
-    records = bnconvert.load_weights(*_files(case), fold=fold)
+    records = bnconvert.load_weights(*case_files(case), fold=fold)
     state = _state(records)
     for record in records:
         build_module(record).load_state_dict(_own(state, record), strict=True)
@@ -75,7 +79,7 @@ def _chain_end(case: Path, record: Any) -> str:
 def _fused_cases() -> list[tuple[Path, str]]:
     out = []
     for case in CASES:
-        records = bnconvert.load_weights(*_files(case), fold="fuse")
+        records = bnconvert.load_weights(*case_files(case), fold="fuse")
         out += [(case, r.name) for r in records if getattr(r, "fused", None) is not None]
     return out
 
@@ -85,8 +89,8 @@ FUSED = _fused_cases()
 
 @pytest.mark.parametrize(("case", "conv"), FUSED, ids=[f"{c.name}:{n}" for c, n in FUSED])
 def test_kept_and_fused_give_caffes_output(case: Path, conv: str) -> None:
-    kept = bnconvert.load_weights(*_files(case))
-    fused = bnconvert.load_weights(*_files(case), fold="fuse")
+    kept = bnconvert.load_weights(*case_files(case))
+    fused = bnconvert.load_weights(*case_files(case), fold="fuse")
     record = next(r for r in fused if r.name == conv)
     end = _chain_end(case, record)
     layer = definition(case).layer[layer_index(case, conv)]
@@ -110,7 +114,7 @@ VGG = CASES[CASE_IDS.index("whole/vgg_style_lrn")]
     (MISC, "prelu2"), (MISC, "scale_nb"), (MISC, "scale_b"), (MISC, "bias1"),
     (VGG, "conv1"), (VGG, "conv2"), (VGG, "conv3"), (VGG, "fc7")])
 def test_learned_layer_modules_reproduce_caffe(case: Path, name: str) -> None:
-    records = bnconvert.load_weights(*_files(case))
+    records = bnconvert.load_weights(*case_files(case))
     record = next(r for r in records if r.name == name)
     index = layer_index(case, name)
     x = value_before(case, index, definition(case).layer[index].bottom[0])

@@ -1,4 +1,4 @@
-"""Issue #6: every one of the 70 public Caffe nets of the corpus parses, inspects and converts.
+"""Issue #6: every public Caffe net of the corpus parses, inspects and converts.
 
 Ground truth is ``tests/data/corpus/LIST.json``, computed outside this project (with protobuf,
 BVLC Caffe and a per-layer census of the original files). Which LIST.json fields each check uses:
@@ -14,7 +14,7 @@ BVLC Caffe and a per-layer census of the original files). Which LIST.json fields
 - EltwiseAffine not converted: ``flavour_counts["BatchNorm+EltwiseAffine (fork)"]`` and
   ``unknown_layer_types``;
 - eps of BatchNorm layers: ``batchnorm_eps_values`` (``default(1e-5)`` = unset);
-- conversion: ``bvlc_loadable`` (the 25 nets BVLC Caffe builds in TEST), ``bvlc_tested_file``
+- conversion: ``bvlc_loadable`` (the nets BVLC Caffe builds in TEST), ``bvlc_tested_file``
   (the file Caffe built: the ``.adapted.prototxt`` where the original needs a header change),
   ``bvlc_detail.n_bn`` / ``n_scale`` (layer counts in Caffe's built net) and
   ``bvlc_detail.bn_blob_shapes_sample`` (blob shapes Caffe allocated: checks the channel counts
@@ -39,22 +39,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from google.protobuf import text_format
 
 import bnconvert
 from bnconvert._proto import caffe_pb2
-from bnconvert.cli import main
 from bnconvert.inspect import InspectReport, inspect_net
 from bnconvert.read.net import Net, load_net
 
+from conftest import CORPUS, CORPUS_ADAPTED, CORPUS_ENTRIES, CORPUS_LIST, invoke_cli
+
 ROOT = Path(__file__).parent.parent
-CORPUS = ROOT / "tests" / "data" / "corpus"
-ENTRIES = json.loads((CORPUS / "LIST.json").read_text(encoding="utf-8"))
-LIST = {entry["local_file"]: entry for entry in ENTRIES}
-ORIGINALS = sorted(LIST)
-ADAPTED = {e["adapted_file"]: e for e in ENTRIES if e["adapted_file"]}
-LOADABLE = sorted(name for name, e in LIST.items() if e["bvlc_loadable"])
+ORIGINALS = sorted(CORPUS_LIST)
+LOADABLE = sorted(name for name, e in CORPUS_LIST.items() if e["bvlc_loadable"])
 
 #: LIST.json's flavour names -> (our flavour id, a Scale is paired with the BN layer).
 LIST_FLAVOURS = {
@@ -83,8 +79,12 @@ def report_of(name: str) -> InspectReport:
 
 
 def test_list_json_flavours_are_all_mapped() -> None:
-    assert {f for e in ENTRIES for f in e["flavour_counts"]} == set(LIST_FLAVOURS)
-    assert len(ORIGINALS) == 70 and len(LOADABLE) == 25
+    assert {f for e in CORPUS_ENTRIES for f in e["flavour_counts"]} == set(LIST_FLAVOURS)
+    assert len(ORIGINALS) == len(CORPUS_ENTRIES)  # one entry per original file
+    assert ORIGINALS == sorted(p.name for p in CORPUS.glob("*.prototxt")
+                               if not p.name.endswith(".adapted.prototxt"))
+    tested = [CORPUS / CORPUS_LIST[name]["bvlc_tested_file"] for name in LOADABLE]
+    assert tested and all(path.is_file() for path in tested)
 
 
 # --- parse, chain count, pairing, flavour --------------------------------------------------
@@ -92,7 +92,7 @@ def test_list_json_flavours_are_all_mapped() -> None:
 
 @pytest.mark.parametrize("name", ORIGINALS)
 def test_chain_count_and_layer_types(name: str) -> None:
-    counts = LIST[name]["counts"]
+    counts = CORPUS_LIST[name]["counts"]
     report = report_of(name)
     assert len(report.chains) == counts["test_phase_BatchNorm"] + counts["test_phase_BN"]
     assert Counter(c.layer_type for c in report.chains) == Counter(
@@ -104,7 +104,7 @@ def test_chain_count_and_layer_types(name: str) -> None:
 @pytest.mark.parametrize("name", ORIGINALS)
 def test_flavour_and_pairing(name: str) -> None:
     expected: Counter[tuple[str, bool]] = Counter()
-    for flavour, n in LIST[name]["flavour_counts"].items():
+    for flavour, n in CORPUS_LIST[name]["flavour_counts"].items():
         expected[LIST_FLAVOURS[flavour]] += n
     report = report_of(name)
     assert Counter((c.flavour_id, c.scale is not None) for c in report.chains) == expected
@@ -125,7 +125,7 @@ def test_paired_scale_reads_its_batch_norms_output(name: str) -> None:
 
 @pytest.mark.parametrize("name", ORIGINALS)
 def test_scale_layers_not_paired_are_standalone_with_a_reason(name: str) -> None:
-    entry = LIST[name]
+    entry = CORPUS_LIST[name]
     report = report_of(name)
     paired = sum(c.scale is not None for c in report.chains)
     standalone = [r for r in report.standalone_affine if r.type == "Scale"]
@@ -138,7 +138,7 @@ def test_scale_layers_not_paired_are_standalone_with_a_reason(name: str) -> None
 
 @pytest.mark.parametrize("name", ORIGINALS)
 def test_only_eltwise_affine_is_not_converted(name: str) -> None:
-    entry = LIST[name]
+    entry = CORPUS_LIST[name]
     report = report_of(name)
     expected = entry["flavour_counts"].get(ELTWISE_AFFINE, 0)
     assert expected == entry["unknown_layer_types"].get("EltwiseAffine", 0)
@@ -155,7 +155,7 @@ def _listed_eps(value: str) -> float:
 def test_batch_norm_eps_as_listed(name: str) -> None:
     """BVLC uses eps as written (float32); NVIDIA Caffe raises it to at least 1e-5 (its CUDNN
     minimum), so there the effective eps is max(listed, 1e-5)."""
-    listed = {np.float32(_listed_eps(v)) for v in LIST[name]["batchnorm_eps_values"]}
+    listed = {np.float32(_listed_eps(v)) for v in CORPUS_LIST[name]["batchnorm_eps_values"]}
     rows = [c for c in report_of(name).chains if c.layer_type == "BatchNorm"]
     if any(c.flavour_id == "nvcaffe" for c in rows):
         listed = {max(v, np.float32(1e-5)) for v in listed}
@@ -163,8 +163,8 @@ def test_batch_norm_eps_as_listed(name: str) -> None:
 
 
 def test_eltwise_affine_file_says_what_is_not_converted_and_why() -> None:
-    name = next(n for n in ORIGINALS if ELTWISE_AFFINE in LIST[n]["flavour_counts"])
-    result = CliRunner().invoke(main, ["inspect", str(CORPUS / name)])
+    name = next(n for n in ORIGINALS if ELTWISE_AFFINE in CORPUS_LIST[n]["flavour_counts"])
+    result = invoke_cli("inspect", str(CORPUS / name))
     assert result.exit_code == 0, result.output
     assert ": 7 BatchNorm chain(s): BVLC BatchNorm (no Scale) x7\n" in result.output
     assert ("  conv1_BN: EltwiseAffine 'ea_BN1' after 'conv1_BN' is not folded (a fork layer "
@@ -177,7 +177,7 @@ def test_eltwise_affine_file_says_what_is_not_converted_and_why() -> None:
 
 def test_se_gating_scales_are_named_with_their_reason() -> None:
     name = "hujie-frank__SENet__models__SE-BN-Inception.prototxt"
-    result = CliRunner().invoke(main, ["inspect", str(CORPUS / name)])
+    result = invoke_cli("inspect", str(CORPUS / name))
     assert result.exit_code == 0, result.output
     assert "Scale/Bias not part of a BatchNorm (10; not converted" in result.output
     assert ("  inception_3a_scale (Scale): 2 bottoms: it takes its factors from another blob "
@@ -194,11 +194,11 @@ def test_scale_on_the_net_input_is_a_standalone_affine() -> None:
 # --- the command line on every file ------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted([*ORIGINALS, *ADAPTED]))
+@pytest.mark.parametrize("name", sorted([*ORIGINALS, *CORPUS_ADAPTED]))
 def test_cli_inspect_lists_every_chain(name: str) -> None:
-    entry = LIST.get(name) or ADAPTED[name]
+    entry = CORPUS_LIST.get(name) or CORPUS_ADAPTED[name]
     counts = entry["counts"]
-    result = CliRunner().invoke(main, ["inspect", str(CORPUS / name)])
+    result = invoke_cli("inspect", str(CORPUS / name))
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     chains = counts["test_phase_BatchNorm"] + counts["test_phase_BN"]
@@ -212,10 +212,10 @@ def test_cli_inspect_lists_every_chain(name: str) -> None:
 
 @pytest.mark.parametrize("name", ORIGINALS)
 def test_cli_inspect_json_names_each_flavour(name: str) -> None:
-    result = CliRunner().invoke(main, ["inspect", "--json", str(CORPUS / name)])
+    result = invoke_cli("inspect", "--json", str(CORPUS / name))
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    ids = Counter(LIST_FLAVOURS[f][0] for f, n in LIST[name]["flavour_counts"].items()
+    ids = Counter(LIST_FLAVOURS[f][0] for f, n in CORPUS_LIST[name]["flavour_counts"].items()
                   for _ in range(n))
     assert Counter(c["flavour_id"] for c in data["chains"]) == ids
     assert all(c["flavour"] for c in data["chains"])
@@ -240,7 +240,7 @@ def test_readme_tested_on_section_is_the_generated_table() -> None:
 # --- parse time --------------------------------------------------------------------------
 
 
-def test_all_70_files_load_in_well_under_ten_seconds() -> None:
+def test_all_original_files_load_in_well_under_ten_seconds() -> None:
     """A loose guard; benchmarks/parse_corpus.py measures it (README: under 2 s)."""
     start = time.perf_counter()
     for name in ORIGINALS:
@@ -248,7 +248,7 @@ def test_all_70_files_load_in_well_under_ten_seconds() -> None:
     assert time.perf_counter() - start < 10
 
 
-# --- convert: the 25 nets BVLC Caffe builds ----------------------------------------------
+# --- convert: the nets BVLC Caffe builds ------------------------------------------------
 
 
 def _meets(rule: caffe_pb2.NetStateRule) -> bool:
@@ -326,7 +326,7 @@ def expected_key(name: str) -> str:
 
 @functools.cache
 def corpus_net(name: str) -> tuple[Path, caffe_pb2.NetParameter, tuple, dict]:
-    path = CORPUS / LIST[name]["bvlc_tested_file"]
+    path = CORPUS / CORPUS_LIST[name]["bvlc_tested_file"]
     net = caffe_pb2.NetParameter()
     text_format.Parse(path.read_text(encoding="utf-8"), net)  # Caffe parsed it: no fork fields
     layers = _test_phase(net)
@@ -379,7 +379,7 @@ def test_channel_walk_agrees_with_the_blob_shapes_caffe_allocated() -> None:
     for name in LOADABLE:
         _, _, layers, channels = corpus_net(name)
         by_name = {x.name: x for x in layers}
-        detail = LIST[name]["bvlc_detail"]
+        detail = CORPUS_LIST[name]["bvlc_detail"]
         assert sum(x.type == "BatchNorm" for x in layers) == detail["n_bn"]
         assert sum(x.type == "Scale" for x in layers) == detail["n_scale"]
         for layer_name, kind, shapes in detail["bn_blob_shapes_sample"]:
@@ -396,7 +396,7 @@ def test_convert_gives_the_formulas_state_dict(name: str, factor: float,
     caffemodel.write_bytes(model.SerializeToString())
     out = tmp_path / "bn.pt"
     records = bnconvert.convert(prototxt, caffemodel, out).records
-    assert len(records) == LIST[name]["bvlc_detail"]["n_bn"]
+    assert len(records) == CORPUS_LIST[name]["bvlc_detail"]["n_bn"]
     state = torch.load(out, weights_only=True)
     assert sorted(state) == sorted(expected)
     for key, value in expected.items():

@@ -8,22 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from bnconvert.cli import main
 from bnconvert.read.sniff import sniff
 
-from conftest import DATA
+from conftest import CAFFE, DATA, RESNET_FILES, run_cli
 
-CASE = DATA / "caffe" / "resnet_block"
-FILES = [str(CASE / "deploy.prototxt"), str(CASE / "model.caffemodel")]
 LFS = b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a21\nsize 102400\n"
 T7 = DATA / "torch7" / "samples" / "bn4_float_fresh_binary.t7"
-
-
-def run(*args: object) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 def make(tmp_path: Path, kind: str) -> Path:
@@ -32,7 +23,7 @@ def make(tmp_path: Path, kind: str) -> Path:
     if kind == "npy":
         np.save(path, np.zeros(3, np.float32))
     elif kind == "pt":
-        assert run("convert", *FILES, "-o", path, "--no-manifest", "-q")[0] == 0
+        assert run_cli("convert", *RESNET_FILES, "-o", path, "--no-manifest", "-q")[0] == 0
     elif kind == "hdf5":
         path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))  # the HDF5 superblock signature
     elif kind == "lfs":
@@ -53,7 +44,7 @@ KINDS = {"npy": "a NumPy array file (.npy)", "pt": "a zip archive (e.g. a PyTorc
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_wrong_kind_given_as_caffemodel(tmp_path, kind):
     path = make(tmp_path, kind)
-    code, _, err = run("convert", FILES[0], path, "-o", tmp_path / "out.pt")
+    code, _, err = run_cli("convert", RESNET_FILES[0], path, "-o", tmp_path / "out.pt")
     hint = "; run `git lfs pull` to fetch it" if kind == "lfs" else ""
     assert (code, err) == (2, f"bnconvert: error: {path}: this is {KINDS[kind]}, not a "
                               f"caffemodel{hint}\n")
@@ -63,7 +54,7 @@ def test_wrong_kind_given_as_caffemodel(tmp_path, kind):
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_wrong_kind_given_as_prototxt(tmp_path, kind):
     path = make(tmp_path, kind)
-    code, _, err = run("inspect", path, FILES[1])
+    code, _, err = run_cli("inspect", path, RESNET_FILES[1])
     assert code == 2 and err.startswith(f"bnconvert: error: {path}: this is {KINDS[kind]}, "
                                         "not a text prototxt")
 
@@ -71,7 +62,7 @@ def test_wrong_kind_given_as_prototxt(tmp_path, kind):
 def test_an_lfs_pointer_alone_is_named_as_the_caffemodel(tmp_path):
     path = tmp_path / "model.caffemodel"
     path.write_bytes(LFS)
-    code, _, err = run("inspect", path)
+    code, _, err = run_cli("inspect", path)
     assert code == 2 and "this is a Git LFS pointer (the real file was never downloaded), " \
         "not a caffemodel; run `git lfs pull` to fetch it" in err
 
@@ -85,7 +76,7 @@ def test_an_lfs_pointer_alone_is_named_as_the_caffemodel(tmp_path):
 def test_junk_given_to_verify_is_one_line_and_exit_2(tmp_path, content, what):
     path = tmp_path / "bn.pt"
     path.write_bytes(content)
-    code, stdout, err = run("verify", *FILES, path)
+    code, stdout, err = run_cli("verify", *RESNET_FILES, path)
     assert (code, stdout) == (2, "")
     assert err.startswith(f"bnconvert: error: {path}: this is {what}, not a PyTorch .pt file")
     assert len(err.splitlines()) == 1
@@ -93,18 +84,18 @@ def test_junk_given_to_verify_is_one_line_and_exit_2(tmp_path, content, what):
 
 def test_a_t7_named_pt_is_read_as_t7_by_its_magic_bytes(tmp_path):
     t7 = tmp_path / "bn.t7"
-    assert run("convert", *FILES, "-o", t7, "--no-manifest", "-q")[0] == 0
+    assert run_cli("convert", *RESNET_FILES, "-o", t7, "--no-manifest", "-q")[0] == 0
     renamed = t7.rename(tmp_path / "bn.pt")
-    code, stdout, _ = run("verify", *FILES, renamed)
+    code, stdout, _ = run_cli("verify", *RESNET_FILES, renamed)
     assert code == 0 and "bn2a_branch1" in stdout
 
 
 def test_the_manifest_format_wins_over_magic_bytes_and_extension(tmp_path):
     out = tmp_path / "bn.pt"
-    assert run("convert", *FILES, "-o", out, "-q")[0] == 0
+    assert run_cli("convert", *RESNET_FILES, "-o", out, "-q")[0] == 0
     manifest = Path(f"{out}.json")
     manifest.write_text(manifest.read_text().replace('"format": "pt"', '"format": "t7"'))
-    code, _, err = run("verify", *FILES, out)
+    code, _, err = run_cli("verify", *RESNET_FILES, out)
     assert code == 2 and f"{out}: this is a zip archive (e.g. a PyTorch .pt file), not a " \
         "Torch7 .t7 file (the format the manifest records)" in err
 
@@ -123,4 +114,4 @@ def test_sniff_signatures(head, name):
 @pytest.mark.parametrize("case", ["resnet_block", "bn_only", "legacy_blob_dims"])
 def test_real_caffe_files_are_no_other_kind(case):
     for name in ("deploy.prototxt", "model.caffemodel"):
-        assert sniff((DATA / "caffe" / case / name).read_bytes()[:64]) is None
+        assert sniff((CAFFE / case / name).read_bytes()[:64]) is None

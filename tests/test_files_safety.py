@@ -10,26 +10,16 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from bnconvert.cli import main
-
-from conftest import DATA
-
-CASE = DATA / "caffe" / "resnet_block"
+from conftest import RESNET, run_cli
 
 
 @pytest.fixture
 def files(tmp_path: Path) -> tuple[Path, Path]:
     """Copies of a real Caffe fixture's prototxt and caffemodel (the tests try to clobber them)."""
     for name in ("deploy.prototxt", "model.caffemodel"):
-        shutil.copyfile(CASE / name, tmp_path / name)
+        shutil.copyfile(RESNET / name, tmp_path / name)
     return tmp_path / "deploy.prototxt", tmp_path / "model.caffemodel"
-
-
-def run(*args: object) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -39,11 +29,11 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def test_a_failed_manifest_write_keeps_the_previous_output_and_manifest(tmp_path, files):
     prev = tmp_path / "prev.pt"
-    assert run("convert", *files, "-o", prev)[0] == 0
+    assert run_cli("convert", *files, "-o", prev)[0] == 0
     (tmp_path / "notadir").write_text("a file where the manifest's folder would be")
     before = snapshot(tmp_path)
-    code, _, err = run("convert", *files, "-o", prev, "--prefix", "x.", "--manifest",
-                       tmp_path / "notadir" / "m.json")
+    code, _, err = run_cli("convert", *files, "-o", prev, "--prefix", "x.", "--manifest",
+                           tmp_path / "notadir" / "m.json")
     assert code == 1 and err.startswith(f"bnconvert: error: {tmp_path / 'notadir' / 'm.json'}: "
                                         "cannot create the folder")
     assert snapshot(tmp_path) == before  # prev.pt and prev.pt.json untouched, no temporaries
@@ -53,7 +43,7 @@ def test_a_failed_manifest_write_keeps_the_previous_output_and_manifest(tmp_path
 def test_the_manifest_path_cannot_be_an_input(tmp_path, files, role):
     target = files[0] if role == "prototxt" else files[1]
     before = snapshot(tmp_path)
-    code, _, err = run("convert", *files, "-o", tmp_path / "bn.pt", "--manifest", target)
+    code, _, err = run_cli("convert", *files, "-o", tmp_path / "bn.pt", "--manifest", target)
     assert (code, err) == (1, f"bnconvert: error: {target}: the manifest is the {role} given "
                               f"as input; writing it would destroy the {role}; choose another "
                               "path\n")
@@ -62,7 +52,7 @@ def test_the_manifest_path_cannot_be_an_input(tmp_path, files, role):
 
 def test_the_output_cannot_be_the_caffemodel(tmp_path, files):
     before = snapshot(tmp_path)
-    code, _, err = run("convert", *files, "-o", files[1], "--format", "pt")
+    code, _, err = run_cli("convert", *files, "-o", files[1], "--format", "pt")
     assert (code, err) == (1, f"bnconvert: error: {files[1]}: the output is the caffemodel "
                               "given as input; writing it would destroy the caffemodel; "
                               "choose another path\n")
@@ -74,14 +64,14 @@ def test_an_output_linked_to_an_input_is_refused(tmp_path, files, link):
     alias = tmp_path / "alias.pt"
     (os.symlink if link == "symlink" else os.link)(files[1], alias)
     before = files[1].read_bytes()
-    code, _, err = run("convert", *files, "-o", alias)
+    code, _, err = run_cli("convert", *files, "-o", alias)
     assert code == 1 and "the output is the caffemodel given as input" in err
     assert files[1].read_bytes() == before
 
 
 def test_output_and_manifest_cannot_be_one_file(tmp_path, files):
     out = tmp_path / "bn.pt"
-    code, _, err = run("convert", *files, "-o", out, "--manifest", out)
+    code, _, err = run_cli("convert", *files, "-o", out, "--manifest", out)
     assert (code, err) == (1, f"bnconvert: error: {out}: the output and the manifest are the "
                               "same file; choose another path for one of them\n")
     assert not out.exists()
@@ -89,35 +79,35 @@ def test_output_and_manifest_cannot_be_one_file(tmp_path, files):
 
 def test_no_manifest_removes_the_manifest_of_an_earlier_file(tmp_path, files):
     out = tmp_path / "bn.pt"
-    assert run("convert", *files, "-o", out)[0] == 0
-    assert run("convert", *files, "-o", out, "--prefix", "x.", "--no-manifest", "-q")[0] == 0
+    assert run_cli("convert", *files, "-o", out)[0] == 0
+    assert run_cli("convert", *files, "-o", out, "--prefix", "x.", "--no-manifest", "-q")[0] == 0
     assert not Path(f"{out}.json").exists()
-    assert run("verify", *files, out)[0] == 1  # keys x.* match no Caffe layer: fails...
-    report = json.loads(run("verify", *files, out, "--json")[1])
+    assert run_cli("verify", *files, out)[0] == 1  # keys x.* match no Caffe layer: fails...
+    report = json.loads(run_cli("verify", *files, out, "--json")[1])
     assert report["manifest"] is None  # ...on the file's own merits, not on a stale manifest
 
 
 def test_no_manifest_keeps_a_json_file_that_is_not_a_manifest_of_it(tmp_path, files):
     out = tmp_path / "bn.pt"
     Path(f"{out}.json").write_text('{"mine": true}')
-    assert run("convert", *files, "-o", out, "--no-manifest", "-q")[0] == 0
+    assert run_cli("convert", *files, "-o", out, "--no-manifest", "-q")[0] == 0
     assert Path(f"{out}.json").read_text() == '{"mine": true}'
 
 
 def test_verify_refuses_a_manifest_of_another_file(tmp_path, files):
     out = tmp_path / "bn.pt"
-    assert run("convert", *files, "-o", out)[0] == 0
+    assert run_cli("convert", *files, "-o", out)[0] == 0
     old_manifest = Path(f"{out}.json").read_bytes()
-    assert run("convert", *files, "-o", out, "--dtype", "float64", "--no-manifest")[0] == 0
+    assert run_cli("convert", *files, "-o", out, "--dtype", "float64", "--no-manifest")[0] == 0
     Path(f"{out}.json").write_bytes(old_manifest)  # an earlier conversion's manifest
-    code, stdout, err = run("verify", *files, out)
+    code, stdout, err = run_cli("verify", *files, out)
     old, new = json.loads(old_manifest)["file_fingerprint"], out.stat().st_size
     assert code == 2 and stdout == ""
     assert err == (f"bnconvert: error: {out}.json: this manifest describes another file than "
                    f"{out} (recorded {old['size']} bytes, SHA-256 {old['sha256'][:12]}..., found "
                    f"{new} bytes, SHA-256 {_sha(out)[:12]}...); convert "
                    "again, or pass --no-manifest\n")
-    assert run("verify", *files, out, "--no-manifest")[0] == 0
+    assert run_cli("verify", *files, out, "--no-manifest")[0] == 0
 
 
 def _sha(path: Path) -> str:
@@ -128,7 +118,7 @@ def _sha(path: Path) -> str:
 
 def test_manifest_records_size_and_sha256_of_the_file_and_the_caffe_files(tmp_path, files):
     out = tmp_path / "bn.pt"
-    assert run("convert", *files, "-o", out)[0] == 0
+    assert run_cli("convert", *files, "-o", out)[0] == 0
     manifest = json.loads(Path(f"{out}.json").read_text())
     assert manifest["file_fingerprint"] == {"size": out.stat().st_size, "sha256": _sha(out)}
     assert manifest["source_fingerprints"] == {
@@ -138,14 +128,14 @@ def test_manifest_records_size_and_sha256_of_the_file_and_the_caffe_files(tmp_pa
 
 def test_verify_notes_caffe_files_that_differ_from_the_recorded_ones(tmp_path, files):
     out = tmp_path / "bn.pt"
-    assert run("convert", *files, "-o", out)[0] == 0
+    assert run_cli("convert", *files, "-o", out)[0] == 0
     with open(files[0], "a") as handle:
         handle.write("# edited after the conversion\n")
-    code, stdout, _ = run("verify", *files, out)
+    code, stdout, _ = run_cli("verify", *files, out)
     assert code == 0
     assert (f"the Caffe files differ from the ones this file was converted from: the prototxt "
             f"{files[0]} ({files[0].stat().st_size} bytes, SHA-256 {_sha(files[0])[:12]}...; "
-            f"recorded {(CASE / 'deploy.prototxt').stat().st_size} bytes") in stdout
+            f"recorded {(RESNET / 'deploy.prototxt').stat().st_size} bytes") in stdout
     assert "caffemodel" not in stdout.split("differ from")[1]
 
 
@@ -153,7 +143,7 @@ def test_verify_notes_caffe_files_that_differ_from_the_recorded_ones(tmp_path, f
 def test_new_files_get_0666_minus_the_umask(tmp_path, files, mask):
     old = os.umask(mask)
     try:
-        assert run("convert", *files, "-o", tmp_path / "bn.pt")[0] == 0
+        assert run_cli("convert", *files, "-o", tmp_path / "bn.pt")[0] == 0
     finally:
         os.umask(old)
     for name in ("bn.pt", "bn.pt.json"):
@@ -166,20 +156,20 @@ def test_overwriting_keeps_the_existing_mode(tmp_path, files):
     out.chmod(0o640)
     Path(f"{out}.json").write_text("{}")
     Path(f"{out}.json").chmod(0o600)
-    assert run("convert", *files, "-o", out)[0] == 0
+    assert run_cli("convert", *files, "-o", out)[0] == 0
     assert out.stat().st_mode & 0o7777 == 0o640 and out.read_bytes() != b"old"
     assert Path(f"{out}.json").stat().st_mode & 0o7777 == 0o600
 
 
 def test_missing_output_folders_are_created(tmp_path, files):
     out = tmp_path / "build" / "nested" / "bn.pt"
-    code, stdout, _ = run("convert", *files, "-o", out)
+    code, stdout, _ = run_cli("convert", *files, "-o", out)
     assert code == 0 and out.is_file() and Path(f"{out}.json").is_file()
-    assert "missing folders are created" in " ".join(run("convert", "--help")[1].split())
+    assert "missing folders are created" in " ".join(run_cli("convert", "--help")[1].split())
 
 
 def test_a_failed_conversion_creates_no_folders(tmp_path, files):
-    code, _, _ = run("convert", files[1], files[0], "-o", tmp_path / "build" / "bn.pt")
+    code, _, _ = run_cli("convert", files[1], files[0], "-o", tmp_path / "build" / "bn.pt")
     assert code == 2 and not (tmp_path / "build").exists()
 
 

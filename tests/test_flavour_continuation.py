@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_forks import fork_net
 
 from bnconvert.api import load_batch_norms
 from bnconvert.errors import BnConvertError
 from bnconvert.flavours import FLAVOURS
 
 from caffe_builder import blob
+from conftest import fork_net
 
 F32 = np.float32
 

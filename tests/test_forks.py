@@ -14,15 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 from bnconvert.api import load_batch_norms
-from bnconvert.cli import main
 
 from caffe_builder import NetBuilder, blob
-from conftest import DATA
+from conftest import FORKS, cli_convert, fork_net, fork_outputs, invoke_cli
 
-FORKS = DATA / "forks"
 # case folder, BN layer, producer (BN input) key, output key, flavour title
 CASES = [
     ("segnet/segnet_conv_bn_inference", "conv1_bn", "conv1", "conv1_bn", "SegNet/ENet BN"),
@@ -33,20 +30,8 @@ CASES = [
 ]
 
 
-def recorded(case: str) -> dict[str, np.ndarray]:
-    folder = FORKS / case
-    name = "outputs.npz" if (folder / "outputs.npz").exists() else "expected.npz"
-    return dict(np.load(folder / name))
-
-
 def convert(case: str, tmp_path: Path, with_prototxt: bool, *extra: str) -> Path:
-    folder = FORKS / case
-    out = tmp_path / "fork.pt"
-    files = ([str(folder / "deploy.prototxt")] if with_prototxt else []) + [
-        str(folder / "model.caffemodel")]
-    result = CliRunner().invoke(main, ["convert", *files, "-o", str(out), *extra])
-    assert result.exit_code == 0, result.output
-    return out
+    return cli_convert(FORKS / case, tmp_path / "fork.pt", with_prototxt, *extra)
 
 
 def forward(out: Path, x: np.ndarray, train: bool = False) -> np.ndarray:
@@ -69,7 +54,7 @@ def relative_error(got: np.ndarray, want: np.ndarray) -> float:
 @pytest.mark.parametrize("case,layer,source,target,flavour", CASES, ids=[c[0] for c in CASES])
 def test_fork_output_reproduced(case, layer, source, target, flavour, with_prototxt,
                                 tmp_path) -> None:
-    data = recorded(case)
+    data = fork_outputs(case)
     out = convert(case, tmp_path, with_prototxt)
     got = forward(out, data[source])
     assert relative_error(got, data[target]) <= 1e-5
@@ -78,15 +63,15 @@ def test_fork_output_reproduced(case, layer, source, target, flavour, with_proto
 @pytest.mark.parametrize("case,layer,source,target,flavour", CASES, ids=[c[0] for c in CASES])
 def test_inspect_names_the_flavour(case, layer, source, target, flavour) -> None:
     folder = FORKS / case
-    result = CliRunner().invoke(main, ["inspect", str(folder / "deploy.prototxt"),
-                                       str(folder / "model.caffemodel"), "--json"])
+    result = invoke_cli("inspect", str(folder / "deploy.prototxt"),
+                        str(folder / "model.caffemodel"), "--json")
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.output)["chains"]
     assert (row["batch_norm"], row["flavour"], row["convertible"]) == (layer, flavour, True)
 
 
 def test_nvidia_effective_parameters_match_expected() -> None:
-    data = recorded("nvcaffe/nv_scale_bias_float")
+    data = fork_outputs("nvcaffe/nv_scale_bias_float")
     folder = FORKS / "nvcaffe/nv_scale_bias_float"
     (record,) = load_batch_norms(folder / "deploy.prototxt", folder / "model.caffemodel")
     for field in ("running_mean", "running_var", "weight", "bias"):
@@ -109,18 +94,6 @@ C = 3
 X = np.random.default_rng(11).normal(1.0, 2.0, size=(2, C, 4, 4)).astype(np.float32)
 
 
-def fork_net(tmp_path: Path, bn_type: str, blobs: list, param_text: str) -> tuple[Path, Path]:
-    builder = NetBuilder().input("data", [2, C, 4, 4])
-    builder.layer("bn", bn_type, ["data"], ["data"], blobs)
-    _, model = builder.save(tmp_path, prototxt=False)
-    prototxt = tmp_path / "deploy.prototxt"
-    prototxt.write_text('layer { name: "data" type: "Input" top: "data" input_param { shape '
-                        '{ dim: 2 dim: 3 dim: 4 dim: 4 } } }\n'
-                        f'layer {{ name: "bn" type: "{bn_type}" bottom: "data" top: "data" '
-                        f'{param_text} }}\n')
-    return prototxt, model
-
-
 def per_channel(values) -> np.ndarray:
     return np.asarray(values, np.float32).reshape(1, -1, 1, 1)
 
@@ -130,15 +103,15 @@ def test_segnet_learn_mode_warns_and_fails_under_strict(tmp_path: Path) -> None:
     prototxt, model = fork_net(tmp_path, "BN", [blob(scale, [1, C, 1, 1]),
                                                 blob(shift, [1, C, 1, 1])], "bn_param { }")
     out = tmp_path / "s.pt"
-    result = CliRunner().invoke(main, ["convert", str(prototxt), str(model), "-o", str(out)])
+    result = invoke_cli("convert", str(prototxt), str(model), "-o", str(out))
     assert result.exit_code == 0 and "bn_mode is LEARN" in result.output
     # SegNet LEARN: y = scale * (x - mean_b) / sqrt(var_b + 1e-9) + shift, biased batch variance
     mean = X.mean(axis=(0, 2, 3), keepdims=True)
     var = X.var(axis=(0, 2, 3), keepdims=True)
     want = per_channel(scale) * (X - mean) / np.sqrt(var + 1e-9) + per_channel(shift)
     assert relative_error(forward(out, X, train=True), want) <= 1e-5
-    strict = CliRunner().invoke(main, ["convert", str(prototxt), str(model), "-o", str(out),
-                                       "--strict"])
+    strict = invoke_cli("convert", str(prototxt), str(model), "-o", str(out),
+                        "--strict")
     assert strict.exit_code == 1 and "--strict" in strict.output
 
 
@@ -151,7 +124,7 @@ def test_yjxiong_eps_from_bn_param(eps, clamp, effective, tmp_path: Path) -> Non
     out = tmp_path / "y.pt"
     args = ["convert", str(prototxt), str(model), "-o", str(out)]
     args += ["--clamp-eps"] if clamp else []
-    assert CliRunner().invoke(main, args).exit_code == 0
+    assert invoke_cli(*args).exit_code == 0
     want = per_channel(slope) * (X - per_channel(mean)) / np.sqrt(
         per_channel(var) + np.float32(effective)) + per_channel(bias)
     assert relative_error(forward(out, X), want) <= 1e-5
@@ -207,8 +180,8 @@ def test_half_precision_raw_data_blobs(tmp_path: Path) -> None:
 
 def test_unrecognized_layout_is_an_error_naming_blobs(tmp_path: Path) -> None:
     prototxt, model = fork_net(tmp_path, "BN", [blob([1.0] * C)] * 3, "")
-    result = CliRunner().invoke(main, ["convert", str(prototxt), str(model), "-o",
-                                       str(tmp_path / "u.pt")])
+    result = invoke_cli("convert", str(prototxt), str(model), "-o",
+                        str(tmp_path / "u.pt"))
     assert result.exit_code == 1
     assert result.output == (
         f"bnconvert: error: {prototxt} + {model}: cannot convert: layer 'bn' (BN) has 3 blobs "
@@ -219,8 +192,8 @@ def test_unrecognized_layout_is_an_error_naming_blobs(tmp_path: Path) -> None:
 
 def test_flavor_override_must_fit_the_layer_type(tmp_path: Path) -> None:
     folder = FORKS / "pspnet/psp_conv_bn_relu"
-    result = CliRunner().invoke(main, ["convert", str(folder / "model.caffemodel"), "-o",
-                                       str(tmp_path / "o.pt"), "--flavor", "nvcaffe"])
+    result = invoke_cli("convert", str(folder / "model.caffemodel"), "-o",
+                        str(tmp_path / "o.pt"), "--flavor", "nvcaffe")
     assert result.exit_code == 1
     assert "--flavor nvcaffe does not apply to layer 'conv1/bn' (BN)" in result.output
 
@@ -229,8 +202,8 @@ def test_intel_fused_relu_is_reported(tmp_path: Path) -> None:
     prototxt, model = fork_net(tmp_path, "BatchNorm", [blob([1.0] * C), blob([1.0] * C),
                                                        blob([1.0])],
                                "batch_norm_param { relu: true }")
-    result = CliRunner().invoke(main, ["convert", str(prototxt), str(model), "-o",
-                                       str(tmp_path / "r.pt")])
+    result = invoke_cli("convert", str(prototxt), str(model), "-o",
+                        str(tmp_path / "r.pt"))
     assert result.exit_code == 0
     assert "batch_norm_param.relu is set" in result.output
     assert "add a ReLU after it" in result.output
@@ -239,6 +212,6 @@ def test_intel_fused_relu_is_reported(tmp_path: Path) -> None:
 def test_verify_accepts_the_flavor_override(tmp_path: Path) -> None:
     folder = FORKS / "pspnet/psp_conv_bn_relu"
     out = convert("pspnet/psp_conv_bn_relu", tmp_path, False, "--flavor", "yjxiong")
-    result = CliRunner().invoke(main, ["verify", str(folder / "model.caffemodel"), str(out),
-                                       "--flavor", "yjxiong"])
+    result = invoke_cli("verify", str(folder / "model.caffemodel"), str(out),
+                        "--flavor", "yjxiong")
     assert result.exit_code == 0, result.output

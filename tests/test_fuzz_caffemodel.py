@@ -42,8 +42,9 @@ from bnconvert.read.caffemodel import read_caffemodel, scan_caffemodel
 from bnconvert.read.net import net_from_parts
 from bnconvert.read.wire import LENGTH, WireFormatError, iter_fields, read_varint
 
-DATA = Path(__file__).parent / "data" / "caffe"
-FILES = {p.parent.name: p.read_bytes() for p in sorted(DATA.glob("*/model.caffemodel"))}
+from conftest import CAFFE
+
+FILES = {p.parent.name: p.read_bytes() for p in sorted(CAFFE.glob("*/model.caffemodel"))}
 EXAMPLES = int(os.environ.get("BNCONVERT_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=5000, database=None,
                 derandomize=not os.environ.get("BNCONVERT_FUZZ_RANDOM"),

@@ -12,10 +12,10 @@ from bnconvert.fold.chains import pair_batch_norm_chains
 from bnconvert.read.net import net_from_parts
 from bnconvert.read.prototxt import parse_prototxt_text
 
-from conftest import DATA
+from conftest import CAFFE, FORKS
 
-TEXT = (DATA / "caffe" / "resnet_block" / "deploy.prototxt").read_text()
-FORK = (DATA / "forks" / "pspnet" / "psp_conv_bn_relu" / "deploy.prototxt").read_text()
+TEXT = (CAFFE / "resnet_block" / "deploy.prototxt").read_text()
+FORK = (FORKS / "pspnet" / "psp_conv_bn_relu" / "deploy.prototxt").read_text()
 
 
 def parse_or_parse_error(text: str) -> None:

@@ -12,13 +12,11 @@ import pytest
 import torch
 import torchfile
 from caffe_train_cases import CASES, TRAIN, load_case, worst_relative
-from click.testing import CliRunner
 from test_momentum import torch7_step
 
-from bnconvert.cli import main
 from bnconvert.fold.bn_train import batch_norm_from_entry, caffe_batch_norm_from_entry
 
-from conftest import DATA
+from conftest import DATA, cli_convert, invoke_cli
 
 TOLERANCE = 1e-6  # of the magnitude
 PLAIN = {"BatchNorm1d": torch.nn.BatchNorm1d, "BatchNorm2d": torch.nn.BatchNorm2d,
@@ -27,10 +25,7 @@ PLAIN = {"BatchNorm1d": torch.nn.BatchNorm1d, "BatchNorm2d": torch.nn.BatchNorm2
 
 def convert(folder: Path, output: Path, *options: str) -> dict:
     """Run ``bnconvert convert`` and return the manifest's one BatchNorm entry."""
-    result = CliRunner().invoke(main, ["convert", str(folder / "deploy.prototxt"),
-                                       str(folder / "model.caffemodel"), "-o", str(output),
-                                       *options])
-    assert result.exit_code == 0, result.output
+    cli_convert(folder, output, True, *options)
     (entry,) = json.loads(Path(str(output) + ".json").read_text())["layers"]
     return entry
 
@@ -136,9 +131,8 @@ def test_t7_stepped_with_torch7s_formula_gives_caffes_statistics(name: str,
 
 def test_t7_cumulative_average_warns(tmp_path: Path) -> None:
     folder = TRAIN / "cumulative_maf1"
-    result = CliRunner().invoke(main, ["convert", str(folder / "deploy.prototxt"),
-                                       str(folder / "model.caffemodel"), "-o",
-                                       str(tmp_path / "bn.t7")])
+    result = invoke_cli("convert", folder / "deploy.prototxt", folder / "model.caffemodel", "-o",
+                        tmp_path / "bn.t7")
     assert result.exit_code == 0
     assert ("bnconvert: warning: bn1: Torch7 has no cumulative average (momentum None): the .t7 "
             "carries momentum 1/(s + 1) = 0.0263157895, which continues Caffe for the next "
@@ -175,9 +169,9 @@ def test_momentum_value_is_written_as_given(tmp_path: Path) -> None:
 @pytest.mark.parametrize("value", ["fast", "-0.1", "1.5", "nan", ""])
 def test_bad_momentum_is_a_usage_error(value: str, tmp_path: Path) -> None:
     folder = TRAIN / "long_trained"
-    result = CliRunner().invoke(main, ["convert", str(folder / "deploy.prototxt"),
-                                       str(folder / "model.caffemodel"), "-o",
-                                       str(tmp_path / "bn.pt"), "--momentum", value])
+    result = invoke_cli("convert", str(folder / "deploy.prototxt"),
+                        str(folder / "model.caffemodel"), "-o",
+                        str(tmp_path / "bn.pt"), "--momentum", value)
     assert result.exit_code == 2
     assert (f"--momentum: expected 'caffe', 'default' or a number in [0, 1], got {value!r}"
             in result.output)
@@ -195,9 +189,9 @@ def test_forks_continue_by_their_own_rule(fixture: str, momentum: float | None, 
     """PSPNet: 1 − bn_param.momentum (0 when frozen); NVIDIA: 1 − moving_average_fraction;
     SegNet keeps no running averages."""
     folder = DATA / fixture
-    result = CliRunner().invoke(main, ["convert", str(folder / "deploy.prototxt"),
-                                       str(folder / "model.caffemodel"), "-o",
-                                       str(tmp_path / "bn.pt")])
+    result = invoke_cli("convert", str(folder / "deploy.prototxt"),
+                        str(folder / "model.caffemodel"), "-o",
+                        str(tmp_path / "bn.pt"))
     assert result.exit_code == 0, result.output
     entries = json.loads((tmp_path / "bn.pt.json").read_text())["layers"]
     for entry in entries:
@@ -222,9 +216,9 @@ def test_pspnet_bn_not_frozen_continues_with_one_minus_its_momentum(bn_param: st
     assert "bn_param { frozen: true }" in prototxt
     (tmp_path / "deploy.prototxt").write_text(
         prototxt.replace("bn_param { frozen: true }", f"bn_param {{ {bn_param} }}"))
-    result = CliRunner().invoke(main, ["convert", str(tmp_path / "deploy.prototxt"),
-                                       str(folder / "model.caffemodel"), "-o",
-                                       str(tmp_path / "bn.pt")])
+    result = invoke_cli("convert", str(tmp_path / "deploy.prototxt"),
+                        str(folder / "model.caffemodel"), "-o",
+                        str(tmp_path / "bn.pt"))
     assert result.exit_code == 0, result.output
     (entry,) = json.loads((tmp_path / "bn.pt.json").read_text())["layers"]
     mu = 0.95 if "0.95" in bn_param else 0.9

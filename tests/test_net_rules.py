@@ -8,23 +8,21 @@ prototxts written in the tests, or corpus files (``tests/data/corpus``, LIST.jso
 
 from __future__ import annotations
 
-import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import bnconvert
-from bnconvert.cli import main
 from bnconvert.errors import MissingLayerError
 from bnconvert.inspect import inspect_net
 from bnconvert.read.net import load_net
 
 from caffe_builder import NetBuilder, blob
+from conftest import CORPUS, CORPUS_LIST, invoke_cli
 
-CORPUS = Path(__file__).parent / "data" / "corpus"
-LIST = {e["local_file"]: e for e in json.loads((CORPUS / "LIST.json").read_text())}
+_SOLVER_NET = re.compile(r"^(?:train_)?net_param\s*\{", re.M)  # a solver's embedded net
 MEAN, VAR, GAMMA, BETA = [1.0, -2.0, 3.0], [4.0, 5.0, 6.0], [0.5, 1.5, 2.5], [0.1, 0.2, 0.3]
 SCB = "ducha-aiki__caffenet-benchmark__prototxt__activations__caffenet128_lsuv_BatchNorm_ScB_nononlin.prototxt"  # noqa: E501
 
@@ -93,10 +91,11 @@ def test_per_phase_batch_norm_converts_with_the_test_definition(tmp_path: Path) 
 
 
 def test_corpus_train_test_file_defines_each_batch_norm_twice() -> None:
-    counts = LIST[SCB]["counts"]
-    assert (counts["BatchNorm"], counts["test_phase_BatchNorm"]) == (14, 7)
+    counts = CORPUS_LIST[SCB]["counts"]
+    assert counts["BatchNorm"] == 2 * counts["test_phase_BatchNorm"] > 0
     report = inspect_net(load_net(CORPUS / SCB, None))
-    assert len(report.chains) == 7 == len({c.batch_norm for c in report.chains})
+    assert len(report.chains) == counts["test_phase_BatchNorm"]
+    assert len(report.chains) == len({c.batch_norm for c in report.chains})
     assert all(c.use_global_stats and c.scale for c in report.chains)  # TEST's: true
 
 
@@ -111,19 +110,19 @@ def test_net_embedded_in_a_solver(field: str, tmp_path: Path) -> None:
     net = load_net(path, None)
     assert net.source == f"solver {field}"
     assert [c.batch_norm for c in inspect_net(net).chains] == ["bn", "kept"]
-    result = CliRunner().invoke(main, ["inspect", str(path)])
+    result = invoke_cli("inspect", str(path))
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"{path}: 2 BatchNorm chain(s): BVLC BatchNorm + Scale x1, "
                                     "BVLC BatchNorm (no Scale) x1\n")
 
 
 def test_corpus_solver_files_are_read_as_their_net() -> None:
-    solvers = [n for n, e in LIST.items() if e["solver_embedded_net"]]
-    assert len(solvers) == 3
+    solvers = [n for n, e in CORPUS_LIST.items() if e["solver_embedded_net"]]
+    assert solvers == [n for n in CORPUS_LIST if _SOLVER_NET.search((CORPUS / n).read_text())]
     for name in solvers:
         net = load_net(CORPUS / name, None)
         assert net.source == "solver net_param"
-        assert len(inspect_net(net).chains) == LIST[name]["counts"]["test_phase_BatchNorm"]
+        assert len(inspect_net(net).chains) == CORPUS_LIST[name]["counts"]["test_phase_BatchNorm"]
 
 
 # --- V1 layers with string types -----------------------------------------------------------
@@ -161,9 +160,9 @@ def test_corpus_v1_file_with_a_string_type() -> None:
     """The file's one V1 ``layers`` entry (the final Softmax, type written as a string) sits
     beside 300 V2 layers; the BN chains are in the V2 layers."""
     name = "lim0606__caffe-googlenet-bn__deploy.prototxt"
-    assert LIST[name]["counts"]["v1_layers"] == 1
+    assert CORPUS_LIST[name]["counts"]["v1_layers"] == 1
     report = inspect_net(load_net(CORPUS / name, None))
-    assert len(report.chains) == LIST[name]["counts"]["test_phase_BatchNorm"] == 69
+    assert len(report.chains) == CORPUS_LIST[name]["counts"]["test_phase_BatchNorm"] > 0
     assert all(c.scale for c in report.chains)
 
 
@@ -192,7 +191,7 @@ def test_corpus_mobilenet_v3_gating_scales() -> None:
     name = "eric612__MobileNet-YOLO__models__mobilenetv3_voc__test.prototxt"
     report = inspect_net(load_net(CORPUS / name, None))
     gating = [r for r in report.standalone_affine if r.reason.startswith("2 bottoms")]
-    assert len(gating) == LIST[name]["scale_two_bottom"] == 8
+    assert len(gating) == CORPUS_LIST[name]["scale_two_bottom"] > 0
     scales = {c.scale for c in report.chains}
     assert not scales & {r.layer for r in gating}
 
@@ -208,7 +207,7 @@ layer { name: "sum" type: "Eltwise" bottom: "y" bottom: "s" top: "out" }
 
 def test_multi_reader_batch_norm_is_not_folded_and_says_so(tmp_path: Path) -> None:
     prototxt = write(tmp_path, MULTI_READER)
-    result = CliRunner().invoke(main, ["inspect", str(prototxt)])
+    result = invoke_cli("inspect", str(prototxt))
     assert result.exit_code == 0, result.output
     note = ("Scale 'sc' not folded: 'bn''s output is also read by 'sum', and folding would "
             "change their input")
@@ -216,7 +215,7 @@ def test_multi_reader_batch_norm_is_not_folded_and_says_so(tmp_path: Path) -> No
     assert f"  sc (Scale): {note}\n" in result.output  # the standalone list gives the same why
     model = weights(tmp_path)
     out = tmp_path / "bn.pt"
-    result = CliRunner().invoke(main, ["convert", str(prototxt), str(model), "-o", str(out)])
+    result = invoke_cli("convert", str(prototxt), str(model), "-o", str(out))
     assert result.exit_code == 0, result.output
     assert f"bnconvert: warning: {note}" in result.stderr
     assert "1 BatchNorm layers (0 affine, 1 non-affine)" in result.stdout
@@ -259,7 +258,7 @@ layer { name: "fc" type: "InnerProduct" bottom: "x" top: "fc" inner_product_para
 def test_weights_for_the_batch_norm_layers_only_convert(tmp_path: Path) -> None:
     prototxt, model = write(tmp_path, PARTIAL), weights(tmp_path, 999.98)
     out = tmp_path / "bn.pt"
-    result = CliRunner().invoke(main, ["convert", str(prototxt), str(model), "-o", str(out)])
+    result = invoke_cli("convert", str(prototxt), str(model), "-o", str(out))
     assert result.exit_code == 0, result.output
     import torch
 
@@ -276,7 +275,7 @@ def test_inspect_reports_the_missing_weights_without_failing(tmp_path: Path) -> 
     assert report.unused_weights == ("old_fc",)
     assert [(c.batch_norm, c.scale, c.channels, c.scale_factor) for c in report.chains] == [
         ("bn", "sc", 3, 2.0)]
-    result = CliRunner().invoke(main, ["inspect", str(prototxt), str(model)])
+    result = invoke_cli("inspect", str(prototxt), str(model))
     assert result.exit_code == 0, result.output
     assert ("layers without weights in the caffemodel (Caffe keeps their initial values; not "
             "needed for BN conversion): conv, fc\n") in result.output
@@ -290,7 +289,7 @@ def test_missing_batch_norm_weights_fail_naming_the_layer(tmp_path: Path) -> Non
     with pytest.raises(MissingLayerError, match="layer 'bn' \\(BatchNorm\\) has no weights in "
                                                 "the caffemodel"):
         bnconvert.load_batch_norms(prototxt, model)
-    result = CliRunner().invoke(main, ["inspect", str(prototxt), str(model)])
+    result = invoke_cli("inspect", str(prototxt), str(model))
     assert result.exit_code == 0, result.output
     # Issue #14: the chain's own layers are needed; inspect says so as convert does.
     assert "(Caffe keeps their initial values; not needed for BN conversion): conv, fc\n" \
@@ -311,7 +310,7 @@ def test_unrecognized_blob_layout_is_listed_as_not_converted(tmp_path: Path) -> 
     assert (row.layer, row.type) == ("bn", "BatchNorm")
     assert row.reason.startswith("layer 'bn' (BatchNorm) has 2 blobs ([3], [3]): no known "
                                  "BatchNorm layout")
-    result = CliRunner().invoke(main, ["inspect", str(prototxt), str(model)])
+    result = invoke_cli("inspect", str(prototxt), str(model))
     assert result.exit_code == 0, result.output
     assert "  bn: cannot convert: layer 'bn' (BatchNorm) has 2 blobs" in result.output
     assert "not converted (1):\n  BatchNorm x1: bn: layer 'bn'" in result.output
@@ -324,7 +323,7 @@ def test_mixed_layer_and_v1_layers_is_refused_like_caffe(tmp_path: Path) -> None
                         '{ dim: 1 dim: 3 dim: 2 dim: 2 } } }\n'
                         'layer { name: "bn" type: "BatchNorm" bottom: "data" top: "data" }\n'
                         'layers { name: "prob" type: SOFTMAX bottom: "data" top: "prob" }\n')
-    inspected = CliRunner().invoke(main, ["inspect", str(prototxt)])
+    inspected = invoke_cli("inspect", str(prototxt))
     assert inspected.exit_code == 0
     message = ("the file mixes 2 V2 'layer' and 1 V1 'layers' entries, which Caffe refuses to "
                "build; only the 'layer' entries were read (rewrite the V1 ones as 'layer')")
@@ -332,7 +331,7 @@ def test_mixed_layer_and_v1_layers_is_refused_like_caffe(tmp_path: Path) -> None
     builder = NetBuilder().input("data", [1, 3, 2, 2])
     builder.batch_norm("bn", "data", "data", [0.0] * 3, [1.0] * 3, 1.0)
     _, model = builder.save(tmp_path / "m", prototxt=False)
-    converted = CliRunner().invoke(main, ["convert", str(prototxt), str(model), "-o",
-                                          str(tmp_path / "o.pt")])
+    converted = invoke_cli("convert", str(prototxt), str(model), "-o",
+                           str(tmp_path / "o.pt"))
     assert converted.exit_code == 1
     assert converted.output == f"bnconvert: error: {prototxt} + {model}: {message}\n"

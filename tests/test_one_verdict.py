@@ -8,14 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from bnconvert.cli import main
 
 from caffe_builder import NetBuilder, blob
-from conftest import DATA
-
-CAFFE = DATA / "caffe"
+from conftest import CAFFE, invoke_cli
 
 
 def _made(tmp_path: Path, bn_blobs: list, gamma: list[float]) -> Path:
@@ -44,24 +39,23 @@ def _cases(tmp_path: Path) -> dict[str, list[str]]:
                                   "negative_variance", "scale_channels"])
 def test_inspect_refuses_what_convert_refuses(case: str, tmp_path: Path) -> None:
     files = _cases(tmp_path)[case]
-    runner = CliRunner()
     out = tmp_path / "out.pt"
-    converted = runner.invoke(main, ["convert", *files, "-o", str(out)])
+    converted = invoke_cli("convert", *files, "-o", str(out))
     assert converted.exit_code == 1 and not out.exists()
     message = converted.stderr.removeprefix("bnconvert: error: ").strip()
-    shown = runner.invoke(main, ["inspect", *files, "--json"])
+    shown = invoke_cli("inspect", *files, "--json")
     assert shown.exit_code == 0
     report = json.loads(shown.output)
     refused = [row for row in report["chains"] if not row["convertible"]]
     assert refused, "inspect called every chain convertible"
     assert message in [problem for row in refused for problem in row["problems"]]
-    text = runner.invoke(main, ["inspect", *files]).output
+    text = invoke_cli("inspect", *files).output
     assert "  NO" in text or " NO\n" in text
 
 
 def test_chain_layers_without_weights_are_not_called_unneeded(tmp_path: Path) -> None:
     files = _cases(tmp_path)["chain_layer_without_weights"]
-    report = json.loads(CliRunner().invoke(main, ["inspect", *files, "--json"]).output)
+    report = json.loads(invoke_cli("inspect", *files, "--json").output)
     chain_layers = {n for row in report["chains"] for n in (row["batch_norm"], row["scale"])}
     assert chain_layers and not chain_layers & set(report["missing_weights"])
     assert all(not row["convertible"] for row in report["chains"])
@@ -72,7 +66,7 @@ def test_undecodable_layer_parameters_are_never_silent(tmp_path: Path) -> None:
     numbers): inspect warns, convert refuses naming the layer, and with the prototxt it works."""
     from bnconvert._proto import caffe_pb2
 
-    case = DATA / "caffe" / "bn_scale_bias"
+    case = CAFFE / "bn_scale_bias"
     model = caffe_pb2.NetParameter.FromString((case / "model.caffemodel").read_bytes())
     conv = next(layer for layer in model.layer if layer.type == "Convolution")
     raw = bytearray(model.SerializeToString())
@@ -89,18 +83,17 @@ def test_undecodable_layer_parameters_are_never_silent(tmp_path: Path) -> None:
     assert bytes(raw[head:start]) == old_header
     broken.write_bytes(bytes(raw[:head]) + new_header + patched + bytes(raw[start +
                                                                             len(layer_bytes):]))
-    runner = CliRunner()
-    shown = runner.invoke(main, ["inspect", str(broken)])
+    shown = invoke_cli("inspect", str(broken))
     assert shown.exit_code == 0, shown.output
     assert f"warning: not read faithfully: layer {conv.name!r} (Convolution): parameters not " \
            "decoded" in shown.output
     out = tmp_path / "out.pt"
-    refused = runner.invoke(main, ["convert", str(broken), "-o", str(out)])
+    refused = invoke_cli("convert", str(broken), "-o", str(out))
     assert refused.exit_code == 1 and not out.exists()
     assert refused.stderr.startswith(
         f"bnconvert: error: {broken}: the net's definition in the caffemodel was not read "
         f"faithfully (layer {conv.name!r} (Convolution): parameters not decoded")
     assert refused.stderr.rstrip().endswith("pass the prototxt too")
-    ok = runner.invoke(main, ["convert", str(case / "deploy.prototxt"), str(broken), "-o",
-                              str(out)])
+    ok = invoke_cli("convert", str(case / "deploy.prototxt"), str(broken), "-o",
+                    str(out))
     assert ok.exit_code == 0 and out.exists()

@@ -29,7 +29,8 @@ from bnconvert.t7 import (
     loads_t7,
 )
 
-TORCH7 = Path(__file__).parent / "data" / "torch7"
+from conftest import T7_BIAS, T7_MEAN, T7_VAR, T7_WEIGHT, TORCH7
+
 SAMPLES = sorted((TORCH7 / "samples").glob("*.t7"))
 SAMPLE_OUTPUTS = sorted((TORCH7 / "sample-outputs").glob("*.t7"))
 CHAIN = sorted((TORCH7 / "chain").glob("*.t7"))
@@ -38,11 +39,6 @@ ALL_FILES = SAMPLES + SAMPLE_OUTPUTS + CHAIN
 # The sample-outputs files are all binary; "_ascii" in their names names the sample they ran.
 BINARY_FILES = BINARY_SAMPLES + SAMPLE_OUTPUTS + CHAIN
 
-# The module parameters every sample uses (README "Module parameters in the samples").
-MEAN = np.array([0.1, -0.2, 0.3, -0.4], dtype=np.float32)
-VAR = np.array([0.5, 1, 1.5, 2], dtype=np.float32)
-WEIGHT = np.array([1, 0.5, -1, 2], dtype=np.float32)
-BIAS = np.array([0, 0.1, -0.2, 0.3], dtype=np.float32)
 
 
 def ids(paths: list[Path]) -> list[str]:
@@ -124,8 +120,8 @@ def test_module_fields_have_their_lua_types() -> None:
     assert fields["affine"] is True and fields["train"] is False
     assert type(fields["eps"]) is float and fields["eps"] == 1e-5
     assert type(fields["momentum"]) is float and fields["momentum"] == 0.1
-    for name, expected in (("running_mean", MEAN), ("running_var", VAR), ("weight", WEIGHT),
-                           ("bias", BIAS)):
+    for name, expected in (("running_mean", T7_MEAN), ("running_var", T7_VAR),
+                           ("weight", T7_WEIGHT), ("bias", T7_BIAS)):
         np.testing.assert_array_equal(fields[name].to_numpy(), expected)
     np.testing.assert_array_equal(fields["gradWeight"].to_numpy(), np.zeros(4, np.float32))
 

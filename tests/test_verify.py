@@ -12,32 +12,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 from bnconvert.api import convert
-from bnconvert.cli import main
 from bnconvert.verify import DEFAULT_ATOL, DEFAULT_RTOL, verify_file
 from bnconvert.write.fingerprint import fingerprint
 
-CAFFE = Path(__file__).parent / "data" / "caffe"
+from conftest import CAFFE, bn_caffemodel, caffe_files, invoke_cli, run_cli
+
 CASES = sorted(p.name for p in CAFFE.iterdir() if (p / "model.caffemodel").exists())
 PASSING = [c for c in CASES if c != "global_stats_false"]
 RESNET = ["bn2a_branch1", "bn2a_branch2a", "bn2a_branch2b", "bn2a_branch2c"]
 S = 95.20792388916016  # the fixtures' scale factor
 
 
-def _files(case: str) -> tuple[Path, Path]:
-    return CAFFE / case / "deploy.prototxt", CAFFE / case / "model.caffemodel"
-
-
 def _convert(case: str, output: Path, **kwargs) -> Path:
-    convert(*_files(case), output, **kwargs)
+    convert(*caffe_files(case), output, **kwargs)
     return output
 
 
 def _cli(*args: object) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["verify", *map(str, args)])
-    return result.exit_code, result.stdout, result.stderr
+    return run_cli("verify", *args)
 
 
 def _statuses(report) -> dict[str, str]:
@@ -50,7 +44,7 @@ def _statuses(report) -> dict[str, str]:
 @pytest.mark.parametrize("case", PASSING)
 def test_verify_passes_every_file_convert_wrote(tmp_path, case, ext):
     output = _convert(case, tmp_path / f"bn{ext}")
-    report = verify_file(*_files(case), output)
+    report = verify_file(*caffe_files(case), output)
     assert report.passed, report.to_json()
     assert report.manifest == str(output) + ".json"
     for row in report.chains:
@@ -60,7 +54,7 @@ def test_verify_passes_every_file_convert_wrote(tmp_path, case, ext):
 def test_verify_passes_a_torch7_sequential_and_names_modules_by_index(tmp_path):
     output = _convert("resnet_block", tmp_path / "bn.t7",
                       t7_layout="sequential")
-    report = verify_file(*_files("resnet_block"), output)
+    report = verify_file(*caffe_files("resnet_block"), output)
     assert report.passed and [r.key for r in report.chains] == ["1", "2", "3", "4"]
     assert all(r.eps_source == "the .t7 module" for r in report.chains)
 
@@ -68,7 +62,7 @@ def test_verify_passes_a_torch7_sequential_and_names_modules_by_index(tmp_path):
 @pytest.mark.parametrize("case", PASSING)
 def test_cli_exit_0_and_one_row_per_chain(tmp_path, case):
     output = _convert(case, tmp_path / "bn.pt")
-    code, out, _ = _cli(*_files(case), output)
+    code, out, _ = _cli(*caffe_files(case), output)
     assert code == 0, out
     expected = json.loads((CAFFE / case / "expected_bn.json").read_text())
     for entry in expected:
@@ -78,14 +72,14 @@ def test_cli_exit_0_and_one_row_per_chain(tmp_path, case):
 
 def test_a_state_dict_without_manifest_takes_eps_and_rank_from_caffe(tmp_path):
     output = _convert("eps_custom", tmp_path / "bn.pt", manifest=False)
-    report = verify_file(*_files("eps_custom"), output)
+    report = verify_file(*caffe_files("eps_custom"), output)
     assert report.passed and report.manifest is None
     (row,) = report.chains
     assert row.eps == pytest.approx(1e-3, rel=1e-7) and row.eps_source == "the Caffe files"
 
 
 def test_fc_bn_runs_as_batchnorm1d_on_2d_inputs(tmp_path):
-    report = verify_file(*_files("fc_bn"), _convert("fc_bn", tmp_path / "bn.pt"))
+    report = verify_file(*caffe_files("fc_bn"), _convert("fc_bn", tmp_path / "bn.pt"))
     (row,) = report.chains
     assert row.status == "pass" and row.inputs == ("random [64, 6] (seed 0)",)
 
@@ -94,7 +88,7 @@ def test_fc_bn_runs_as_batchnorm1d_on_2d_inputs(tmp_path):
 
 def test_global_stats_false_fails_and_says_why(tmp_path):
     output = _convert("global_stats_false", tmp_path / "bn.pt")
-    code, out, _ = _cli(*_files("global_stats_false"), output)
+    code, out, _ = _cli(*caffe_files("global_stats_false"), output)
     assert code == 1
     assert "bn1 -> scale1  bn1" in out and "FAIL" in out
     assert ("Caffe normalizes this layer with each batch's own mean and variance "
@@ -178,9 +172,9 @@ def test_each_injected_defect_fails_naming_its_layer(tmp_path, resnet, defect):
     layer, edit, manifest_edit = DEFECTS[defect]
     path = _inject(tmp_path, resnet, edit(layer) if edit else (lambda sd: None),
                    manifest_edit(layer) if manifest_edit else None)
-    report = verify_file(*_files("resnet_block"), path)
+    report = verify_file(*caffe_files("resnet_block"), path)
     assert _statuses(report) == {name: "fail" if name == layer else "pass" for name in RESNET}
-    code, out, _ = _cli(*_files("resnet_block"), path)
+    code, out, _ = _cli(*caffe_files("resnet_block"), path)
     assert code == 1
     failing = [line for line in out.splitlines() if line.rstrip().endswith("FAIL")]
     assert len(failing) == 1 and failing[0].startswith(f"{layer} -> ")
@@ -196,14 +190,14 @@ def test_one_value_off_by_one_part_in_1e3_fails_that_layer(tmp_path, resnet, lay
     def edit(sd):
         sd[f"{layer}.{field}"][channel] *= 1 + 1e-3
 
-    report = verify_file(*_files("resnet_block"), _inject(tmp_path, resnet, edit))
+    report = verify_file(*caffe_files("resnet_block"), _inject(tmp_path, resnet, edit))
     assert _statuses(report) == {name: "fail" if name == layer else "pass" for name in RESNET}
     (row,) = [r for r in report.chains if r.layers[0] == layer]
     assert row.worst_channel == channel and f"differ ({channel})" in row.reason
 
 
 def test_the_untouched_file_passes_after_a_round_trip(tmp_path, resnet):
-    report = verify_file(*_files("resnet_block"), _inject(tmp_path, resnet, lambda sd: None))
+    report = verify_file(*caffe_files("resnet_block"), _inject(tmp_path, resnet, lambda sd: None))
     assert report.passed and _statuses(report) == dict.fromkeys(RESNET, "pass")
 
 
@@ -216,7 +210,7 @@ def test_float32_rounding_of_every_parameter_passes(tmp_path, resnet):
                 values = tensor.numpy()
                 tensor.copy_(torch.from_numpy(np.nextafter(values, values * 2 + np.sign(values))))
 
-    assert verify_file(*_files("resnet_block"), _inject(tmp_path, resnet, edit)).passed
+    assert verify_file(*caffe_files("resnet_block"), _inject(tmp_path, resnet, edit)).passed
 
 
 @pytest.mark.parametrize("layer", RESNET)
@@ -227,7 +221,7 @@ def test_eps_added_to_the_std_instead_of_the_variance_fails(tmp_path, resnet, la
         var = sd[f"{layer}.running_var"].double()
         sd[f"{layer}.running_var"].copy_(((var.sqrt() + eps) ** 2 - eps).float())
 
-    report = verify_file(*_files("resnet_block"), _inject(tmp_path, resnet, edit))
+    report = verify_file(*caffe_files("resnet_block"), _inject(tmp_path, resnet, edit))
     assert _statuses(report) == {name: "fail" if name == layer else "pass" for name in RESNET}
     (row,) = [r for r in report.chains if r.layers[0] == layer]
     assert 2e-6 < row.max_rel_err < 1e-5
@@ -235,9 +229,9 @@ def test_eps_added_to_the_std_instead_of_the_variance_fails(tmp_path, resnet, la
 
 def test_rtol_override_lets_a_larger_error_pass(tmp_path, resnet):
     path = _inject(tmp_path, resnet, lambda sd: sd["bn2a_branch1.bias"].mul_(1 + 1e-3))
-    assert _cli(*_files("resnet_block"), path)[0] == 1
-    assert _cli(*_files("resnet_block"), path, "--rtol", "1e-2")[0] == 0
-    assert _cli(*_files("resnet_block"), path, "--atol", "1")[0] == 0
+    assert _cli(*caffe_files("resnet_block"), path)[0] == 1
+    assert _cli(*caffe_files("resnet_block"), path, "--rtol", "1e-2")[0] == 0
+    assert _cli(*caffe_files("resnet_block"), path, "--atol", "1")[0] == 0
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -246,14 +240,14 @@ def test_rtol_override_lets_a_larger_error_pass(tmp_path, resnet):
 def test_user_input_is_used_where_the_bn_reads_the_net_input(tmp_path, case):
     output = _convert(case, tmp_path / "bn.pt")
     user = np.load(CAFFE / case / "input.npy")
-    report = verify_file(*_files(case), output, user_input=user)
+    report = verify_file(*caffe_files(case), output, user_input=user)
     (row,) = report.chains
     assert row.status == "pass" and row.inputs[1] == f"--input {list(user.shape)}"
 
 
 def test_user_input_is_not_propagated_through_other_layers(tmp_path):
     output = _convert("resnet_block", tmp_path / "bn.pt")
-    code, out, _ = _cli(*_files("resnet_block"), output, "--input",
+    code, out, _ = _cli(*caffe_files("resnet_block"), output, "--input",
                         CAFFE / "resnet_block" / "input.npy")
     assert code == 0
     for layer in RESNET:
@@ -263,9 +257,9 @@ def test_user_input_is_not_propagated_through_other_layers(tmp_path):
 
 def test_inputs_are_seeded(tmp_path):
     output = _convert("bn_scale_bias", tmp_path / "bn.pt")
-    first = verify_file(*_files("bn_scale_bias"), output, seed=3).chains[0]
-    again = verify_file(*_files("bn_scale_bias"), output, seed=3).chains[0]
-    other = verify_file(*_files("bn_scale_bias"), output, seed=4).chains[0]
+    first = verify_file(*caffe_files("bn_scale_bias"), output, seed=3).chains[0]
+    again = verify_file(*caffe_files("bn_scale_bias"), output, seed=3).chains[0]
+    other = verify_file(*caffe_files("bn_scale_bias"), output, seed=4).chains[0]
     assert first == again and first.inputs == ("random [4, 4, 6, 6] (seed 3)",)
     assert other.inputs == ("random [4, 4, 6, 6] (seed 4)",)
 
@@ -274,7 +268,7 @@ def test_inputs_are_seeded(tmp_path):
 
 def test_json_report(tmp_path, resnet):
     path = _inject(tmp_path, resnet, _drop_scale("bn2a_branch2b"))
-    code, out, _ = _cli(*_files("resnet_block"), path, "--json")
+    code, out, _ = _cli(*caffe_files("resnet_block"), path, "--json")
     report = json.loads(out)
     assert code == 1 and report["verdict"] == "fail"
     assert report["summary"] == {"pass": 3, "fail": 1, "not checked": 0}
@@ -287,7 +281,7 @@ def test_json_report(tmp_path, resnet):
 def test_a_missing_module_fails_its_layer(tmp_path, resnet):
     path = _inject(tmp_path, resnet, lambda sd: None,
                    lambda m: m["layers"][3].update(key="renamed"))
-    report = verify_file(*_files("resnet_block"), path)
+    report = verify_file(*caffe_files("resnet_block"), path)
     assert report.chains[3].status == "fail"
     assert report.chains[3].reason == f"no 'renamed.running_mean' in {path}"
     assert report.notes == ("modules no Caffe BatchNorm accounts for (not checked): "
@@ -296,7 +290,7 @@ def test_a_missing_module_fails_its_layer(tmp_path, resnet):
 
 def test_a_module_that_cannot_be_loaded_fails_with_the_torch_message(tmp_path, resnet):
     path = _inject(tmp_path, resnet, lambda sd: sd.pop("bn2a_branch1.weight"))
-    row = verify_file(*_files("resnet_block"), path).chains[0]
+    row = verify_file(*caffe_files("resnet_block"), path).chains[0]
     assert row.status == "fail"
     assert row.reason.startswith("bn2a_branch1: load_state_dict into BatchNorm2d(16) failed")
 
@@ -322,12 +316,12 @@ def test_usage_errors_exit_2(tmp_path, monkeypatch, args, message):
 def test_read_errors_exit_2(tmp_path):
     garbage = tmp_path / "bn.pt"
     garbage.write_bytes(b"not a torch file")
-    code, out, err = _cli(*_files("bn_only"), garbage)
+    code, out, err = _cli(*caffe_files("bn_only"), garbage)
     assert code == 2 and out == ""
     assert err == f"bnconvert: error: {garbage}: this is a text file, not a PyTorch .pt file\n"
     unknown = tmp_path / "bn.bin"
     unknown.write_bytes(b"")
-    code, _, err = _cli(*_files("bn_only"), unknown)
+    code, _, err = _cli(*caffe_files("bn_only"), unknown)
     assert code == 2 and "cannot tell the format from the manifest, the file's first bytes or " \
         "the extension; verify reads .pt, .pth, .safetensors, .t7" in err
 
@@ -335,12 +329,12 @@ def test_read_errors_exit_2(tmp_path):
 def test_unreadable_manifest_and_input_exit_2(tmp_path):
     output = _convert("bn_only", tmp_path / "bn.pt")
     Path(str(output) + ".json").write_text("{not json")
-    code, _, err = _cli(*_files("bn_only"), output)
+    code, _, err = _cli(*caffe_files("bn_only"), output)
     assert code == 2 and err.startswith(f"bnconvert: error: {output}.json: cannot read the "
                                         "manifest")
-    assert _cli(*_files("bn_only"), output, "--no-manifest")[0] == 0
+    assert _cli(*caffe_files("bn_only"), output, "--no-manifest")[0] == 0
     (tmp_path / "x.npy").write_bytes(b"garbage")
-    code, _, err = _cli(*_files("bn_only"), output, "--no-manifest", "--input",
+    code, _, err = _cli(*caffe_files("bn_only"), output, "--no-manifest", "--input",
                         tmp_path / "x.npy")
     assert code == 2 and "not a readable .npy array" in err
 
@@ -348,14 +342,14 @@ def test_unreadable_manifest_and_input_exit_2(tmp_path):
 def test_input_with_the_wrong_channel_count_exits_2(tmp_path):
     output = _convert("zero_scale_factor", tmp_path / "bn.pt")
     np.save(tmp_path / "x.npy", np.zeros((2, 5, 4, 4), np.float32))
-    code, _, err = _cli(*_files("zero_scale_factor"), output, "--input", tmp_path / "x.npy")
+    code, _, err = _cli(*caffe_files("zero_scale_factor"), output, "--input", tmp_path / "x.npy")
     assert code == 2
     assert "--input has shape [2, 5, 4, 4]; layer 'bn1' reads it directly and has 3 channels" \
         in err
 
 
 def test_help_states_the_library_defaults():
-    result = CliRunner().invoke(main, ["verify", "--help"])
+    result = invoke_cli("verify", "--help")
     text = " ".join(result.stdout.split())
     assert f"(default {DEFAULT_RTOL:g})" in text and f"(default {DEFAULT_ATOL:g})" in text
 
@@ -371,21 +365,8 @@ def test_inspect_and_cli_start_up_do_not_import_torch():
 # --- self-built nets for what the fixtures lack (ranks 3 and 5, large mean/std) ---------------
 
 def _bn_scale_model(tmp_path, shape, mean, var) -> Path:
-    from bnconvert._proto import caffe_pb2
-
-    net = caffe_pb2.NetParameter(name="t")
-    net.layer.add(name="data", type="Input", top=["data"]).input_param.shape.add(dim=shape)
-    bn = net.layer.add(name="bn", type="BatchNorm", bottom=["data"], top=["data"])
-    scale = net.layer.add(name="sc", type="Scale", bottom=["data"], top=["data"])
-    scale.scale_param.bias_term = True
-    for layer, vectors in ((bn, (mean, var, [1.0])), (scale, ([1.5, 0.5, -1], [0.1, 0.2, 0.3]))):
-        for values in vectors:
-            blob = layer.blobs.add()
-            blob.shape.dim.append(len(values))
-            blob.data.extend(values)
-    path = tmp_path / "m.caffemodel"
-    path.write_bytes(net.SerializeToString())
-    return path
+    return bn_caffemodel(tmp_path, shape, (mean, var, [1.0]),
+                         scale=([1.5, 0.5, -1], [0.1, 0.2, 0.3]))
 
 
 @pytest.mark.parametrize("shape, module", [([2, 3], "BatchNorm1d"), ([2, 3, 5], "BatchNorm1d"),

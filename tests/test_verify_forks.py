@@ -14,10 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from bnconvert.api import convert, load_batch_norms, save
-from bnconvert.cli import main
 from bnconvert.fold.chains import pair_batch_norm_chains
 from bnconvert.read.net import load_net
 from bnconvert.verify import verify_file
@@ -25,10 +23,9 @@ from bnconvert.verify.reference import read_reference_chain
 from bnconvert.verify.reference_forks import reference_forward
 from bnconvert.verify.walk import walk_chains
 
-from caffe_builder import NetBuilder, blob
-from conftest import DATA
+from caffe_builder import blob
+from conftest import FORKS, fork_net, fork_outputs, invoke_cli
 
-FORKS = DATA / "forks"
 # case, BN layer, recorded input key, recorded output key, exact (run by the fork itself)
 CASES = [
     ("segnet/segnet_conv_bn_inference", "conv1_bn", "conv1", "conv1_bn", True),
@@ -44,12 +41,6 @@ def files(case: str, with_prototxt: bool = True) -> tuple[Path | None, Path]:
     return (folder / "deploy.prototxt" if with_prototxt else None), folder / "model.caffemodel"
 
 
-def recorded(case: str) -> dict[str, np.ndarray]:
-    folder = FORKS / case
-    name = "outputs.npz" if (folder / "outputs.npz").exists() else "expected.npz"
-    return dict(np.load(folder / name))
-
-
 def reference_of(prototxt: Path | None, model: Path, index: int = 0):
     net = load_net(prototxt, model)
     return read_reference_chain(net, pair_batch_norm_chains(net).chains[index])
@@ -61,7 +52,7 @@ def reference_of(prototxt: Path | None, model: Path, index: int = 0):
 @pytest.mark.parametrize("case,layer,source,target,exact", CASES, ids=IDS)
 def test_reference_reproduces_the_forks_outputs(case, layer, source, target, exact,
                                                 with_prototxt) -> None:
-    data = recorded(case)
+    data = fork_outputs(case)
     chain = reference_of(*files(case, with_prototxt))
     assert chain.batch_norm == layer
     got = reference_forward(chain, data[source]).output
@@ -74,7 +65,7 @@ def test_reference_reproduces_the_forks_outputs(case, layer, source, target, exa
 
 
 def test_nvidia_reference_normalized_term_matches_expected() -> None:
-    data = recorded("nvcaffe/nv_scale_bias_float")
+    data = fork_outputs("nvcaffe/nv_scale_bias_float")
     forward = reference_forward(reference_of(*files("nvcaffe/nv_scale_bias_float")),
                                 data["conv1/bn/input"])
     error = np.abs(forward.normalized - data["conv1/bn/normalized"]).max()
@@ -92,7 +83,7 @@ def test_verify_passes_fork_conversions(case, layer, source, target, exact, with
     prototxt, model = files(case, with_prototxt)
     output = tmp_path / f"bn{ext}"
     convert(prototxt, model, output)
-    user = recorded(case)[source]
+    user = fork_outputs(case)[source]
     report = verify_file(prototxt, model, output, user_input=user)
     (row,) = report.chains
     assert report.passed, report.to_json()
@@ -114,8 +105,8 @@ def test_verify_passes_fork_pt_without_manifest(case, layer, source, target, exa
 def test_verify_cli_passes_a_pspnet_conversion(tmp_path) -> None:
     output = tmp_path / "bn.t7"
     convert(*files("pspnet/psp_conv_bn_relu"), output)
-    result = CliRunner().invoke(main, ["verify", *map(str, files("pspnet/psp_conv_bn_relu")),
-                                       str(output), "--json"])
+    result = invoke_cli("verify", *map(str, files("pspnet/psp_conv_bn_relu")),
+                        str(output), "--json")
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)["chains"]
     assert (row["batch_norm"], row["flavour"], row["status"]) == ("conv1/bn", "yjxiong", "pass")
@@ -161,7 +152,7 @@ def test_injected_defects_fail_naming_the_layer(case, layer, defect, ext, tmp_pa
     records = [defect(r) for r in load_batch_norms(*files(case))]
     output = tmp_path / f"bn{ext}"
     save(records, output)
-    result = CliRunner().invoke(main, ["verify", *map(str, files(case)), str(output)])
+    result = invoke_cli("verify", *map(str, files(case)), str(output))
     assert result.exit_code == 1, result.output
     assert f"  {layer}: " in result.stdout and "FAIL" in result.stdout
     (row,) = verify_file(*files(case), output).chains
@@ -172,20 +163,6 @@ def test_injected_defects_fail_naming_the_layer(case, layer, defect, ext, tmp_pa
 # --- self-built cases: each fork's formula written out here ---------------------------------
 
 C = 3
-
-
-def fork_net(tmp_path: Path, bn_type: str, blobs: list, param_text: str,
-             shape=(2, C, 4, 4)) -> tuple[Path, Path]:
-    builder = NetBuilder().input("data", list(shape))
-    builder.layer("bn", bn_type, ["data"], ["data"], blobs)
-    _, model = builder.save(tmp_path, prototxt=False)
-    dims = " ".join(f"dim: {d}" for d in shape)
-    prototxt = tmp_path / "deploy.prototxt"
-    prototxt.write_text(f'layer {{ name: "data" type: "Input" top: "data" input_param {{ shape '
-                        f'{{ {dims} }} }} }}\n'
-                        f'layer {{ name: "bn" type: "{bn_type}" bottom: "data" top: "data" '
-                        f'{param_text} }}\n')
-    return prototxt, model
 
 
 def bn_formula(x, mean, var, eps, weight, bias) -> np.ndarray:
@@ -281,8 +258,8 @@ def test_segnet_learn_mode_fails_with_the_reason(tmp_path) -> None:
     got = reference_forward(chain, X).output
     assert np.abs(got - want).max() <= 1e-6 * np.abs(want).max()
     convert(prototxt, model, tmp_path / "bn.pt")
-    result = CliRunner().invoke(main, ["verify", str(prototxt), str(model),
-                                       str(tmp_path / "bn.pt")])
+    result = invoke_cli("verify", str(prototxt), str(model),
+                        str(tmp_path / "bn.pt"))
     assert result.exit_code == 1
     assert "  bn: 3 of 3 channels differ" in result.stdout
     assert ("SegNet's BN in bn_mode LEARN (its default) normalizes with each batch's own mean "

@@ -7,16 +7,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 
 import cv2  # noqa: F401  (the test extra installs it: fail loudly if it is missing)
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from bnconvert._proto import caffe_pb2
 from bnconvert.api import convert
-from bnconvert.cli import main
 from bnconvert.fold.chains import pair_batch_norm_chains
 from bnconvert.read.net import load_net
 from bnconvert.verify import ReferenceUnavailableError, verify_file
@@ -24,7 +20,8 @@ from bnconvert.verify.compare import measure
 from bnconvert.verify.external import Unsupported, external_reference
 from bnconvert.verify.reference import ChainForward, caffe_chain_forward, read_caffe_chain
 
-CAFFE = Path(__file__).parent / "data" / "caffe"
+from conftest import CAFFE, bn_caffemodel, caffe_files, invoke_cli
+
 CASES = sorted(p.name for p in CAFFE.iterdir() if (p / "outputs.npz").exists())
 NOT_BY_OPENCV = {
     "scale_nobias_then_bias": "OpenCV has no Bias layer ('bias1')",
@@ -34,13 +31,9 @@ NOT_BY_OPENCV = {
 HAS_PYCAFFE = importlib.util.find_spec("caffe") is not None
 
 
-def _files(case: str) -> tuple[Path, Path]:
-    return CAFFE / case / "deploy.prototxt", CAFFE / case / "model.caffemodel"
-
-
 @pytest.mark.parametrize("case", CASES)
 def test_opencv_reproduces_the_caffe_outputs_or_says_what_it_cannot_run(case):
-    net = load_net(*_files(case))
+    net = load_net(*caffe_files(case))
     outputs = np.load(CAFFE / case / "outputs.npz")
     expected = json.loads((CAFFE / case / "expected_bn.json").read_text())
     opencv = external_reference("opencv")
@@ -61,9 +54,9 @@ def test_opencv_reproduces_the_caffe_outputs_or_says_what_it_cannot_run(case):
 @pytest.mark.parametrize("case", sorted(set(CASES) - set(NOT_BY_OPENCV)))
 def test_verify_with_the_opencv_reference_passes_converted_files(tmp_path, case):
     output = tmp_path / "bn.pt"
-    convert(*_files(case), output)
-    result = CliRunner().invoke(main, ["verify", *map(str, _files(case)), str(output),
-                                       "--reference", "opencv"])
+    convert(*caffe_files(case), output)
+    result = invoke_cli("verify", *map(str, caffe_files(case)), str(output),
+                        "--reference", "opencv")
     assert result.exit_code == 0, result.output
     assert "against the opencv reference" in result.stdout
 
@@ -72,20 +65,20 @@ def test_verify_with_opencv_catches_a_defect(tmp_path):
     import torch
 
     output = tmp_path / "bn.pt"
-    convert(*_files("resnet_block"), output, manifest=False)  # edited below: no manifest fits
+    convert(*caffe_files("resnet_block"), output, manifest=False)  # edited below: no manifest fits
     state = torch.load(output, weights_only=True)
     state["bn2a_branch2a.running_var"] *= 95.20792388916016
     torch.save(state, output)
-    report = verify_file(*_files("resnet_block"), output, reference="opencv")
+    report = verify_file(*caffe_files("resnet_block"), output, reference="opencv")
     assert [r.status for r in report.chains] == ["pass", "fail", "pass", "pass"]
 
 
 @pytest.mark.parametrize("case", sorted(NOT_BY_OPENCV))
 def test_chains_opencv_cannot_run_are_not_checked_rather_than_failed(tmp_path, case):
     output = tmp_path / "bn.pt"
-    convert(*_files(case), output)
-    result = CliRunner().invoke(main, ["verify", *map(str, _files(case)), str(output),
-                                       "--reference", "opencv", "--json"])
+    convert(*caffe_files(case), output)
+    result = invoke_cli("verify", *map(str, caffe_files(case)), str(output),
+                        "--reference", "opencv", "--json")
     report = json.loads(result.stdout)
     (row,) = report["chains"]
     assert row["status"] == "not checked"
@@ -95,16 +88,7 @@ def test_chains_opencv_cannot_run_are_not_checked_rather_than_failed(tmp_path, c
 
 
 def test_double_data_blobs_are_not_checked_by_opencv(tmp_path):
-    model = caffe_pb2.NetParameter(name="t")
-    data = model.layer.add(name="data", type="Input", top=["data"])
-    data.input_param.shape.add(dim=[2, 2, 3, 3])
-    bn = model.layer.add(name="bn", type="BatchNorm", bottom=["data"], top=["data"])
-    for values in ([1.0, 2.0], [3.0, 4.0], [2.0]):
-        blob = bn.blobs.add()
-        blob.shape.dim.append(len(values))
-        blob.double_data.extend(values)
-    path = tmp_path / "m.caffemodel"
-    path.write_bytes(model.SerializeToString())
+    path = bn_caffemodel(tmp_path, [2, 2, 3, 3], ([1.0, 2.0], [3.0, 4.0], [2.0]), double=True)
     convert(None, path, tmp_path / "bn.pt")
     report = verify_file(None, path, tmp_path / "bn.pt", reference="opencv")
     assert report.chains[0].status == "not checked"
@@ -117,15 +101,15 @@ def test_pycaffe_reference_without_pycaffe_is_a_usage_error(tmp_path):
     with pytest.raises(ReferenceUnavailableError, match="--reference pycaffe needs 'import "
                                                         "caffe', which failed"):
         external_reference("pycaffe")
-    result = CliRunner().invoke(main, ["verify", *map(str, _files("bn_only")),
-                                       str(tmp_path / "missing.pt"), "--reference", "pycaffe"])
+    result = invoke_cli("verify", *map(str, caffe_files("bn_only")),
+                        str(tmp_path / "missing.pt"), "--reference", "pycaffe")
     assert result.exit_code == 2
 
 
 @pytest.mark.skipif(not HAS_PYCAFFE, reason="pycaffe (import caffe) is not installed")
 @pytest.mark.parametrize("case", CASES)
 def test_pycaffe_reference_matches_the_recorded_outputs(case):
-    net = load_net(*_files(case))
+    net = load_net(*caffe_files(case))
     outputs = np.load(CAFFE / case / "outputs.npz")
     expected = json.loads((CAFFE / case / "expected_bn.json").read_text())
     pycaffe = external_reference("pycaffe")

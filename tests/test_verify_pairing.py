@@ -10,21 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import bnconvert.fold.chains as chains_module
 from bnconvert.api import convert
-from bnconvert.cli import main
 from bnconvert.fold.chains import pair_batch_norm_chains
 from bnconvert.read.net import load_net
 from bnconvert.verify import verify_file
 from bnconvert.verify.walk import walk_chains
 
 from caffe_builder import NetBuilder, blob
-from conftest import DATA
+from conftest import CORPUS, RESNET, invoke_cli
 
-CORPUS = sorted((DATA / "corpus").glob("*.prototxt"))
-RESNET = DATA / "caffe" / "resnet_block"
+CORPUS_NETS = sorted(CORPUS.glob("*.prototxt"))
 
 
 def _names(chain) -> tuple[str | None, ...]:
@@ -32,7 +29,7 @@ def _names(chain) -> tuple[str | None, ...]:
                  for x in (chain.batch_norm, chain.scale, chain.bias))
 
 
-@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", CORPUS_NETS, ids=lambda p: p.name)
 def test_the_walk_pairs_every_corpus_net_as_the_converter_does(path: Path) -> None:
     # Two implementations written apart; where convert reports a problem it pairs nothing.
     net = load_net(path, None)
@@ -86,23 +83,22 @@ def _intel_net(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_intel_batch_statistics_get_one_verdict_in_every_command(tmp_path: Path) -> None:
     prototxt, model = _intel_net(tmp_path)
-    runner = CliRunner()
-    shown = runner.invoke(main, ["inspect", str(prototxt), str(model)])
+    shown = invoke_cli("inspect", str(prototxt), str(model))
     assert shown.exit_code == 0
     assert "bn: use_global_stats is false: Caffe uses batch statistics in TEST" in shown.output
-    (row,) = json.loads(runner.invoke(main, ["inspect", str(prototxt), str(model),
-                                             "--json"]).output)["chains"]
+    (row,) = json.loads(invoke_cli("inspect", str(prototxt), str(model),
+                                   "--json").output)["chains"]
     assert (row["flavour_id"], row["use_global_stats"]) == ("intel", False)
 
     out = tmp_path / "bn.pt"
-    converted = runner.invoke(main, ["convert", str(prototxt), str(model), "-o", str(out)])
+    converted = invoke_cli("convert", str(prototxt), str(model), "-o", str(out))
     assert converted.exit_code == 0
     assert "bnconvert: warning: bn: use_global_stats is false, so Caffe normalizes with each " \
            "batch's own statistics even in TEST" in converted.stderr
     entry = json.loads(Path(f"{out}.json").read_text())["layers"][0]
     assert (entry["flavour"], entry["use_global_stats"]) == ("intel", False)
-    strict = runner.invoke(main, ["convert", str(prototxt), str(model), "-o",
-                                  str(tmp_path / "strict.pt"), "--strict"])
+    strict = invoke_cli("convert", str(prototxt), str(model), "-o",
+                        str(tmp_path / "strict.pt"), "--strict")
     assert strict.exit_code == 1 and not (tmp_path / "strict.pt").exists()
 
     (checked,) = verify_file(prototxt, model, out).chains

@@ -7,12 +7,10 @@ Input of a chain = the output of the BatchNorm's producer; expected = each chain
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bnconvert._proto import caffe_pb2
 from bnconvert.errors import BlobError, MissingLayerError
 from bnconvert.fold.chains import pair_batch_norm_chains
 from bnconvert.read.net import load_net
@@ -22,7 +20,8 @@ from bnconvert.verify.reference import (
     read_caffe_chain,
 )
 
-CAFFE = Path(__file__).parent / "data" / "caffe"
+from conftest import CAFFE, bn_caffemodel
+
 CASES = sorted(p.name for p in CAFFE.iterdir() if (p / "outputs.npz").exists())
 
 
@@ -126,17 +125,7 @@ def test_zero_scale_factor_ignores_non_zero_statistics():
 
 
 def _bn_caffemodel(tmp_path, blobs, *, double=False):
-    net = caffe_pb2.NetParameter(name="t")
-    data = net.layer.add(name="data", type="Input", top=["data"])
-    data.input_param.shape.add(dim=[2, 3, 4, 4])
-    bn = net.layer.add(name="bn", type="BatchNorm", bottom=["data"], top=["data"])
-    for values in blobs:
-        blob = bn.blobs.add()
-        blob.shape.dim.append(len(values))
-        (blob.double_data if double else blob.data).extend(values)
-    path = tmp_path / "m.caffemodel"
-    path.write_bytes(net.SerializeToString())
-    return load_net(None, path)
+    return load_net(None, bn_caffemodel(tmp_path, [2, 3, 4, 4], blobs, double=double))
 
 
 def test_double_data_blobs_are_read_and_the_net_input_is_detected(tmp_path):

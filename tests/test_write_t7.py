@@ -22,16 +22,11 @@ from bnconvert.t7 import T7Object, T7Table, T7Tensor, load_t7, loads_t7
 from bnconvert.write.registry import WriteOptions, writer_for
 from bnconvert.write.t7 import read_t7_batch_norms, write_t7
 
-DATA = Path(__file__).parent / "data"
-TORCH7 = DATA / "torch7"
+from conftest import CAFFE, T7_BIAS, T7_MEAN, T7_VAR, T7_WEIGHT, TORCH7
+
 CHAIN_CASES = ["bn_only", "bn_scale_bias", "eps_custom", "fc_bn", "resnet_block",
                "scale_nobias_then_bias", "zero_scale_factor"]
 
-# The samples' module parameters (tests/data/torch7/README.md).
-MEAN = np.array([0.1, -0.2, 0.3, -0.4], dtype=np.float32)
-VAR = np.array([0.5, 1, 1.5, 2], dtype=np.float32)
-WEIGHT = np.array([1, 0.5, -1, 2], dtype=np.float32)
-BIAS = np.array([0, 0.1, -0.2, 0.3], dtype=np.float32)
 
 
 # --- building records ---------------------------------------------------------------------
@@ -39,7 +34,7 @@ BIAS = np.array([0, 0.1, -0.2, 0.3], dtype=np.float32)
 
 def load_case_records(case: str, **settings: Any) -> list[FoldedBatchNorm]:
     """The FoldedBatchNorm records bnconvert reads and folds from one Caffe fixture case."""
-    folder = DATA / "caffe" / case
+    folder = CAFFE / case
     return bnconvert.load_batch_norms(folder / "deploy.prototxt", folder / "model.caffemodel",
                                       **settings)
 
@@ -48,8 +43,9 @@ def sample_record(key: str = "bn", rank: int | None = 4, eps: float = 1e-5,
                   affine: bool = True) -> FoldedBatchNorm:
     """A record with the samples' parameters."""
     return FoldedBatchNorm(layers=ChainLayers(key), channels=4, rank=rank, eps=eps,
-                           running_mean=MEAN, running_var=VAR,
-                           weight=WEIGHT if affine else None, bias=BIAS if affine else None)
+                           running_mean=T7_MEAN, running_var=T7_VAR,
+                           weight=T7_WEIGHT if affine else None,
+                           bias=T7_BIAS if affine else None)
 
 
 def written(records: list[FoldedBatchNorm], **options: Any) -> Any:
@@ -215,7 +211,7 @@ def _assert_fresh_sample_plus_cleared_buffers(ours: T7Object, real: T7Object) ->
 def test_record_with_unit_weight_and_zero_bias_is_an_affine_module() -> None:
     # What --cudnn produces upstream: a non-affine BN given weight 1 and bias 0.
     record = FoldedBatchNorm(layers=ChainLayers("bn"), channels=4, rank=4, eps=1e-5,
-                             running_mean=MEAN, running_var=VAR,
+                             running_mean=T7_MEAN, running_var=T7_VAR,
                              weight=np.ones(4, np.float32), bias=np.zeros(4, np.float32))
     module = written([record])["bn"]
     assert module.payload["affine"] is True
@@ -230,7 +226,8 @@ def test_float64_writes_double_tensors_everywhere() -> None:
     tensors = [v for v in fields.values() if isinstance(v, T7Tensor)]
     assert len(tensors) == 10
     assert {t.class_name for t in tensors} == {"torch.DoubleTensor"}
-    np.testing.assert_array_equal(fields["running_mean"].to_numpy(), MEAN.astype(np.float64))
+    np.testing.assert_array_equal(fields["running_mean"].to_numpy(),
+                                  T7_MEAN.astype(np.float64))
 
 
 # --- layouts ------------------------------------------------------------------------------
@@ -334,6 +331,7 @@ def test_invalid_output_is_refused_before_writing_a_byte(options: dict[str, Any]
 
 def test_array_of_the_wrong_length_is_refused() -> None:
     record = FoldedBatchNorm(layers=ChainLayers("bn"), channels=5, rank=4, eps=1e-5,
-                             running_mean=MEAN, running_var=VAR, weight=None, bias=None)
+                             running_mean=T7_MEAN, running_var=T7_VAR, weight=None,
+                             bias=None)
     with pytest.raises(OutputError, match=r"bn: running_mean must have shape \(5,\), found \(4,\)"):
         write_t7([record], io.BytesIO(), WriteOptions())

@@ -140,9 +140,9 @@ def pair_batch_norm_chains(net: Net, flavour: str | None = None) -> ChainAnalysi
         The chains in net order and the standalone Scale/Bias layers.
 
     Example:
-        >>> analysis = pair_batch_norm_chains(net)  # doctest: +SKIP
-        >>> [(c.batch_norm.name, c.scale and c.scale.name)  # doctest: +SKIP
-        ...  for c in analysis.chains]
+        >>> analysis = pair_batch_norm_chains(EXAMPLE_NET)
+        >>> [(c.batch_norm.name, c.scale and c.scale.name) for c in analysis.chains][:2]
+        [('bn2a_branch1', 'scale2a_branch1'), ('bn2a_branch2a', 'scale2a_branch2a')]
     """
     graph = BlobGraph(net)
     ranks = infer_blob_ranks(net)

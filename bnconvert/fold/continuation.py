@@ -44,8 +44,10 @@ def attach_continuation(record: FoldedBatchNorm, layer: Layer, flavour: Flavour,
         BnConvertError: a bad ``momentum`` option.
 
     Example:
-        >>> attach_continuation(record, layer, flavour).momentum  # doctest: +SKIP
-        0.0010000176
+        >>> from bnconvert.flavours import flavour_by_id
+        >>> bn, record = EXAMPLE_NET.layers[2], EXAMPLE_RECORDS[0]  # s = 95.2, maf = 0.999
+        >>> round(attach_continuation(record, bn, flavour_by_id("bvlc")).momentum, 8)
+        0.01040445
     """
     option = parse_momentum_option(str(momentum))
     plan, warnings = _continuation(record, layer, flavour)
@@ -85,8 +87,8 @@ def torch7_momentum(record: FoldedBatchNorm) -> float:
     (None; Torch7 has none) ``1/(num_batches_tracked + 1)``, Caffe's next step exactly.
 
     Example:
-        >>> cumulative = replace(record, momentum=None, num_batches_tracked=37)  # doctest: +SKIP
-        >>> torch7_momentum(cumulative)  # doctest: +SKIP
+        >>> cumulative = replace(EXAMPLE_RECORDS[0], momentum=None, num_batches_tracked=37)
+        >>> torch7_momentum(cumulative)
         0.02631578947368421
     """
     if record.momentum is not None:

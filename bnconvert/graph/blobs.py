@@ -21,8 +21,9 @@ class BlobGraph:
     who reads it.
 
     Example:
-        >>> graph = BlobGraph(net)  # doctest: +SKIP
-        >>> [r.name for r in graph.readers_of(net.layers[0])]  # doctest: +SKIP
+        >>> graph = BlobGraph(EXAMPLE_NET)
+        >>> [r.name for r in graph.readers_of(EXAMPLE_NET.layers[0])]
+        ['res2a_branch1', 'res2a_branch2a']
     """
 
     def __init__(self, net: Net) -> None:

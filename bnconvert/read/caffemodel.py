@@ -86,8 +86,9 @@ def read_caffemodel(path: str | os.PathLike[str]) -> Caffemodel:
         CaffemodelFormatError: the bytes are not a valid NetParameter (with the byte offset).
 
     Example:
-        >>> model = read_caffemodel("model.caffemodel")  # doctest: +SKIP
-        >>> [layer.name for layer in model.layers]  # doctest: +SKIP
+        >>> model = read_caffemodel(EXAMPLE_CAFFEMODEL)
+        >>> [layer.name for layer in model.layers][:3]
+        ['data', 'data_data_0_split', 'res2a_branch1']
     """
     name = str(path)
     try:

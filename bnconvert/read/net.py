@@ -125,7 +125,9 @@ def load_net(prototxt: str | os.PathLike[str] | None,
         ValueError: neither file given.
 
     Example:
-        >>> net = load_net("deploy.prototxt", "model.caffemodel")  # doctest: +SKIP
+        >>> net = load_net(EXAMPLE_PROTOTXT, EXAMPLE_CAFFEMODEL)
+        >>> net.layers[2].name, net.layers[2].type
+        ('bn2a_branch1', 'BatchNorm')
     """
     if prototxt is None and caffemodel is None:
         raise ValueError("load_net needs a prototxt, a caffemodel, or both")

@@ -99,8 +99,8 @@ def parse_prototxt(path: str | os.PathLike[str]) -> ParsedPrototxt:
         PrototxtSyntaxError: the text is not valid protobuf text format for Caffe's schema.
 
     Example:
-        >>> parsed = parse_prototxt("deploy.prototxt")  # doctest: +SKIP
-        >>> [layer.type for layer in parsed.net.layer][:2]  # doctest: +SKIP
+        >>> parsed = parse_prototxt(EXAMPLE_PROTOTXT)
+        >>> [layer.type for layer in parsed.net.layer][:2]
         ['Input', 'Convolution']
     """
     name = os.fspath(path)
@@ -170,7 +170,7 @@ def _result(parser: TextParser, net_values: dict[str, Any], source: str) -> Pars
         unknown.append(
             UnknownField(path, layer, line, column, entry.kind, entry.message, entry.field,
                          entry.value)
-        )  # fmt: skip
+        )
     entries = net_values.get("layer") or net_values.get("layers") or []
     extras = {i: parser.layer_extras[id(entry)] for i, entry in enumerate(entries)
               if id(entry) in parser.layer_extras}

@@ -46,7 +46,7 @@ class Frame:
     __slots__ = ("spec", "values", "name", "index", "offset", "closer", "v1_type", "extras")
 
     def __init__(self, spec: MessageSpec | None, values: dict, name: str, index: int | None,
-                 offset: int, closer: str) -> None:  # fmt: skip
+                 offset: int, closer: str) -> None:
         self.spec, self.values, self.name, self.index = spec, values, name, index
         self.offset, self.closer = offset, closer
         self.v1_type: str | None = None
@@ -145,7 +145,7 @@ class TextParser:
             frame.values[spec.name] = [value]
 
     def _open(self, frame: Frame, name: str, spec: FieldSpec | None, opener: str,
-              offset: int) -> None:  # fmt: skip
+              offset: int) -> None:
         values: dict = {}
         index = sub = None
         if spec is None or spec is SKIPPING:

@@ -52,7 +52,7 @@ _ESCAPE = re.compile(rb"\\(?:([0-7]{1,3})|[xX]([0-9a-fA-F]{1,2})|(.))", re.S)
 _SIMPLE_ESCAPES = {
     b"n": b"\n", b"t": b"\t", b"r": b"\r", b"a": b"\a", b"b": b"\b", b"f": b"\f",
     b"v": b"\v", b"\\": b"\\", b"'": b"'", b'"': b'"', b"?": b"?",
-}  # fmt: skip
+}
 _TRUE = frozenset(("true", "True", "t", "1"))
 _FALSE = frozenset(("false", "False", "f", "0"))
 _FLOAT_WORDS = {"inf": math.inf, "infinity": math.inf, "nan": math.nan}
@@ -195,7 +195,7 @@ _WHAT = {
     _FD.CPPTYPE_FLOAT: "a number", _FD.CPPTYPE_DOUBLE: "a number",
     _FD.CPPTYPE_BOOL: "true or false", _FD.CPPTYPE_STRING: "a quoted string",
     _FD.CPPTYPE_MESSAGE: 'a "{ ... }" block',
-}  # fmt: skip
+}
 UNKNOWN_ENUM = object()  #: ``FieldSpec.convert``'s answer for an enum value the schema lacks
 _UNSET = object()
 
@@ -208,7 +208,7 @@ class FieldSpec:
     """
 
     __slots__ = ("name", "label", "repeated", "enum", "what", "low", "high", "convert",
-                 "_message", "_descriptor")  # fmt: skip
+                 "_message", "_descriptor")
 
     def __init__(self, descriptor: FieldDescriptor, owner: str) -> None:
         cpp = descriptor.cpp_type
@@ -325,4 +325,4 @@ _CONVERTERS = {
     _FD.CPPTYPE_STRING: _to_string, _FD.CPPTYPE_FLOAT: _to_float, _FD.CPPTYPE_DOUBLE: _to_float,
     _FD.CPPTYPE_INT32: _to_int, _FD.CPPTYPE_INT64: _to_int, _FD.CPPTYPE_UINT32: _to_int,
     _FD.CPPTYPE_UINT64: _to_int, _FD.CPPTYPE_BOOL: _to_bool, _FD.CPPTYPE_MESSAGE: _to_block,
-}  # fmt: skip
+}

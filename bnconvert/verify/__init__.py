@@ -6,9 +6,11 @@ converted file read back from disk and run as ``torch.nn.BatchNorm*d`` (or with 
 formula); ``compare`` measures the difference; ``report`` tells the verdict.
 
 Example:
+    >>> from bnconvert import convert
     >>> from bnconvert.verify import verify_file
-    >>> report = verify_file("deploy.prototxt", "model.caffemodel", "bn.pt")  # doctest: +SKIP
-    >>> report.passed  # doctest: +SKIP
+    >>> out = getfixture("tmp_path") / "bn.pt"
+    >>> _ = convert(EXAMPLE_PROTOTXT, EXAMPLE_CAFFEMODEL, out)
+    >>> verify_file(EXAMPLE_PROTOTXT, EXAMPLE_CAFFEMODEL, out).passed
     True
 """
 

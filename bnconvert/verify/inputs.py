@@ -51,7 +51,7 @@ def random_input(chain: ReferenceChain, rank: int | None, seed: int, index: int)
         seed: the user's seed; index: the chain's position (each chain gets its own stream).
 
     Example:
-        >>> random_input(chain, 4, seed=0, index=0).shape  # doctest: +SKIP
+        >>> random_input(EXAMPLE_CHAIN, 4, seed=0, index=0).shape
         (4, 16, 6, 6)
     """
     rng = np.random.default_rng([seed, index])

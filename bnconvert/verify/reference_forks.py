@@ -161,7 +161,9 @@ def reference_forward(chain: ReferenceChain, x: np.ndarray) -> ChainForward:
         BlobError: ``x`` does not have the chain's channel count on axis 1.
 
     Example:
-        >>> reference_forward(read_reference_chain(net, chain), x).output  # doctest: +SKIP
+        >>> x = np.zeros((1, EXAMPLE_CHAIN.channels, 2, 2), np.float32)
+        >>> reference_forward(EXAMPLE_CHAIN, x).output.shape
+        (1, 16, 2, 2)
     """
     if isinstance(chain, CaffeChain):
         return caffe_chain_forward(chain, x)

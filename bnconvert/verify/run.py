@@ -70,8 +70,10 @@ def verify_file(prototxt: PathLike | None, caffemodel: PathLike, converted: Path
             manifest); ReferenceUnavailableError: the chosen reference is not installed.
 
     Example:
-        >>> report = verify_file("deploy.prototxt", "model.caffemodel", "bn.pt")  # doctest: +SKIP
-        >>> report.verdict  # doctest: +SKIP
+        >>> from bnconvert import convert
+        >>> out = getfixture("tmp_path") / "bn.pt"
+        >>> _ = convert(EXAMPLE_PROTOTXT, EXAMPLE_CAFFEMODEL, out)
+        >>> verify_file(EXAMPLE_PROTOTXT, EXAMPLE_CAFFEMODEL, out).verdict
         'pass'
     """
     if reference not in REFERENCES:

@@ -52,8 +52,11 @@ def write_files_atomically(targets: Sequence[tuple[Path, Fill]], *,
         OutputError: as ``write_atomically``; then no target has changed.
 
     Example:
-        >>> write_files_atomically(  # doctest: +SKIP
-        ...     [(Path("bn.pt"), write_weights), (Path("bn.pt.json"), write_manifest)])
+        >>> folder = getfixture("tmp_path")
+        >>> write_files_atomically([(folder / "a.bin", lambda out: out.write(b"a")),
+        ...                         (folder / "b.bin", lambda out: out.write(b"b"))])
+        >>> sorted(p.name for p in folder.iterdir())
+        ['a.bin', 'b.bin']
     """
     with staged_files(make_dirs=make_dirs) as stage:
         for path, fill in targets:

@@ -28,7 +28,10 @@ def converted_format(path: str | os.PathLike[str], recorded: str | None,
             or nothing tells the format.
 
     Example:
-        >>> converted_format("bn.pt", None, {".pt": "pt"})  # doctest: +SKIP
+        >>> import torch
+        >>> path = getfixture("tmp_path") / "weights.bin"
+        >>> torch.save({}, path)
+        >>> converted_format(path, None, {".pt": "pt"})  # the first bytes tell
         'pt'
     """
     head = _head(path)

@@ -38,10 +38,11 @@ def refuse_inputs_as_outputs(outputs: Mapping[str, PathLike | None],
         OutputError: naming the path and both roles.
 
     Example:
-        >>> refuse_inputs_as_outputs({"output": "m.caffemodel"},
-        ...                          {"caffemodel": "m.caffemodel"})  # doctest: +SKIP
+        >>> model = getfixture("tmp_path") / "m.caffemodel"
+        >>> _ = model.write_bytes(b"")
+        >>> refuse_inputs_as_outputs({"output": model}, {"caffemodel": model})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
-        OutputError: m.caffemodel: the output is the caffemodel given as input; ...
+        bnconvert.errors.OutputError: ...m.caffemodel: the output is the caffemodel given as ...
     """
     given_outputs = [(role, path) for role, path in outputs.items() if path is not None]
     for role, path in given_outputs:

@@ -24,7 +24,9 @@ def to_state_dict(records: Sequence[ConvertedLayer],
     """The records as a PyTorch state_dict of tensors (each owns its memory).
 
     Example:
-        >>> sd = to_state_dict(records)  # doctest: +SKIP
+        >>> sd = to_state_dict(EXAMPLE_RECORDS)
+        >>> list(sd)[:3], tuple(sd["bn2a_branch1.running_var"].shape)
+        (['bn2a_branch1.weight', 'bn2a_branch1.bias', 'bn2a_branch1.running_mean'], (16,))
     """
     return {key: torch.from_numpy(np.array(value, copy=True, order="C"))
             for key, value in state_dict_arrays(records, options).items()}

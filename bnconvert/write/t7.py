@@ -60,8 +60,11 @@ def write_t7(records: Sequence[ConvertedLayer], stream: BinaryIO,
             array shapes no Torch7 module can hold.
 
     Example:
-        >>> with open("bn.t7", "wb") as out:  # doctest: +SKIP
-        ...     write_t7(records, out, WriteOptions(t7_layout="sequential"))
+        >>> path = getfixture("tmp_path") / "bn.t7"
+        >>> with open(path, "wb") as out:
+        ...     write_t7(EXAMPLE_RECORDS, out, WriteOptions(t7_layout="sequential"))
+        >>> load_t7(path).class_name
+        'nn.Sequential'
     """
     tensor_class = _TENSOR_CLASS.get(options.dtype)
     if tensor_class is None:
@@ -175,7 +178,10 @@ def read_t7_batch_norms(path: str | Path) -> dict[str, dict[str, Any]]:
         ParseError: the file is malformed, or a module lacks a field Torch7 needs.
 
     Example:
-        >>> read_t7_batch_norms("bn.t7")["bn1"]["eps"]  # doctest: +SKIP
+        >>> path = getfixture("tmp_path") / "bn.t7"
+        >>> with open(path, "wb") as out:
+        ...     write_t7(EXAMPLE_RECORDS, out, WriteOptions())
+        >>> read_t7_batch_norms(path)["bn2a_branch1"]["eps"]
         9.999999747378752e-06
     """
     found: dict[str, dict[str, Any]] = {}
