@@ -79,8 +79,9 @@ def load_model(prototxt: PathLike, caffemodel: PathLike | None = None, *, fold: 
         ValueError: an unknown ``fold`` mode.
 
     Example:
-        >>> net = load_model("deploy.prototxt", "model.caffemodel")  # doctest: +SKIP
-        >>> probabilities = net(torch.randn(1, 3, 224, 224))  # doctest: +SKIP
+        >>> net = load_model(EXAMPLE_PROTOTXT, EXAMPLE_CAFFEMODEL)
+        >>> tuple(net(torch.randn(2, 8, 8, 8)).shape)
+        (2, 16, 8, 8)
     """
     if fold not in FOLD_MODES:
         raise ValueError(f"fold={fold!r}: expected one of {', '.join(FOLD_MODES)}")

@@ -122,8 +122,8 @@ def caffe_outputs(layers: tuple[Layer, ...], inputs: list[str]) -> list[str]:
     output, except a net input only they read (a label).
 
     Example:
-        >>> caffe_outputs(net.layers, ["data"])  # doctest: +SKIP
-        ['prob']
+        >>> caffe_outputs(EXAMPLE_NET.layers, ["data"])
+        ['res2a']
     """
     available = set(inputs)
     for layer in layers:

@@ -35,7 +35,10 @@ def blob_values(built: BuiltNet, *inputs: torch.Tensor,
             return the blobs computed before it instead of raising.
 
     Example:
-        >>> values = blob_values(build_model(net), torch.randn(1, 3, 224, 224))  # doctest: +SKIP
+        >>> from bnconvert.build.api import build_model
+        >>> values = blob_values(build_model(EXAMPLE_NET), torch.randn(2, 8, 8, 8))
+        >>> tuple(values["res2a_branch1"].shape)
+        (2, 16, 8, 8)
     """
     recorder = _Recorder(built.module, set(built.blob_nodes.values()))
     with torch.no_grad():

@@ -7,9 +7,9 @@ does (convolution floors, pooling rounds up and clips, InnerProduct keeps the ax
 reason; a type without a rule, or a bottom of unknown shape, gives None for its tops.
 
 Example:
-    >>> shapes = infer_shapes(net)  # doctest: +SKIP
-    >>> shapes[("conv1", 1)]  # doctest: +SKIP
-    (1, 64, 112, 112)
+    >>> shapes = infer_shapes(EXAMPLE_NET)
+    >>> shapes[("res2a_branch1", 1)]
+    (2, 16, 8, 8)
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ def declared_inputs(net: Net) -> dict[str, Shape | None]:
     tops (``DummyData`` tops too: a deploy file's input placeholder), with their shapes.
 
     Example:
-        >>> declared_inputs(net)  # doctest: +SKIP
-        {'data': (1, 3, 224, 224)}
+        >>> declared_inputs(EXAMPLE_NET)
+        {'data': (2, 8, 8, 8)}
     """
     found: dict[str, Shape | None] = dict(net.input_shapes)
     for layer in net.layers:
