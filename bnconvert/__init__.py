@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .fold.options import FoldOptions
     from .naming import CaffeNames, NamingPolicy
     from .records import ChainLayers, ConvertedLayer, FoldedBatchNorm
+    from .target.run import load_target, map_to
     from .verify import verify_file
     from .write.registry import WriteOptions
 
@@ -51,6 +52,7 @@ _EXPORTS = {
     "to_state_dict": "bnconvert.api",
     "save": "bnconvert.api", "convert": "bnconvert.api", "convert_net": "bnconvert.api",
     "ConvertOptions": "bnconvert.api", "Conversion": "bnconvert.api",
+    "map_to": "bnconvert.target.run", "load_target": "bnconvert.target.run",
     "FoldOptions": "bnconvert.fold.options",
     "verify_file": "bnconvert.verify", "load_model": "bnconvert.build",
     "FoldedBatchNorm": "bnconvert.records", "ChainLayers": "bnconvert.records",
@@ -67,6 +69,7 @@ __all__ = [
     "save", "convert", "convert_net", "ConvertOptions", "Conversion", "FoldOptions",
     "verify_file", "load_model", "FoldedBatchNorm", "ChainLayers", "ConvertedLayer", "WriteOptions",
     "NamingPolicy", "CaffeNames", "BnConvertError", "ParseError", "VerificationError",
+    "map_to", "load_target",
 ]
 assert set(__all__) == {"__version__", *_EXPORTS}
 
