@@ -312,6 +312,12 @@ def inspect(files: tuple[Path, ...], as_json: bool, whole: bool, flavor: str | N
               help="The manifest to use (default: CONVERTED.json when it exists).")
 @click.option("--no-manifest", is_flag=True,
               help="Ignore any manifest: keys, eps and ranks come from the Caffe files.")
+@click.option("--target", metavar="SPEC",
+              help="Check CONVERTED as weights of your own model (package.module:callable or "
+                   "file.py:callable): loaded strictly, run against Caffe's numbers.")
+@click.option("--target-kwargs", metavar="JSON", help="Keyword arguments for --target.")
+@click.option("--map", "map_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With --target: Caffe layer (or regex) -> target module, as convert's.")
 @_FLAVOR
 @click.option("--whole", is_flag=True,
               help="Check a whole-model state_dict (convert --module) end to end, blob by blob, "
@@ -320,7 +326,8 @@ def inspect(files: tuple[Path, ...], as_json: bool, whole: bool, flavor: str | N
               help="With --whole: a .npz of every blob dumped from pycaffe after net.forward().")
 def verify(files: tuple[Path, ...], input_path: Path | None, atol: float | None,
            rtol: float | None, as_json: bool, reference: str, seed: int, manifest: Path | None,
-           no_manifest: bool, flavor: str | None, whole: bool, expected: Path | None) -> None:
+           no_manifest: bool, flavor: str | None, whole: bool, expected: Path | None,
+           target: str | None, target_kwargs: str | None, map_file: Path | None) -> None:
     """Check that CONVERTED computes what Caffe computes: [PROTOTXT] CAFFEMODEL CONVERTED.
 
     Every BatchNorm chain of the Caffe net runs through an independent reference of Caffe's
@@ -332,6 +339,8 @@ def verify(files: tuple[Path, ...], input_path: Path | None, atol: float | None,
         raise click.UsageError("expected [PROTOTXT] CAFFEMODEL CONVERTED (two or three files)")
     if whole or expected:
         _verify_whole(files, expected, rtol, as_json, reference)
+    if target is not None:
+        _verify_target(files, target, target_kwargs, map_file, flavor, seed)
     from .usage import manifest_usage_problem
 
     _usage(manifest_usage_problem(manifest, no_manifest))
@@ -354,6 +363,30 @@ def verify(files: tuple[Path, ...], input_path: Path | None, atol: float | None,
         _read_error(str(exc), as_json)
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else format_report(report))
     sys.exit(0 if report.passed else 1)
+
+
+def _verify_target(files: tuple[Path, ...], spec: str, kwargs_text: str | None,
+                   map_file: Path | None, flavor: str | None, seed: int) -> None:
+    """``verify --target``: exit 0 the user's model with these weights computes Caffe's
+    numbers, 1 a module differs (named), 2 nothing could be checked."""
+    from .target.mapfile import read_map
+    from .target.run import load_target, verify_target
+
+    prototxt, caffemodel, weights = (None, *files) if len(files) == 2 else files
+    try:
+        kwargs = json.loads(kwargs_text) if kwargs_text else {}
+        entries = read_map(map_file) if map_file is not None else None
+        found = verify_target(load_target(spec, dict(kwargs)), prototxt, caffemodel, weights,
+                              entries=entries, flavour=flavor, seed=seed)
+    except (BnConvertError, json.JSONDecodeError, TypeError) as exc:
+        click.echo(f"bnconvert: error: {' '.join(str(exc).split())}", err=True)
+        sys.exit(2)
+    if found is not None:
+        click.echo(f"verify {weights} in {spec}: FAIL: {found.message()}")
+        sys.exit(1)
+    click.echo(f"verify {weights} in {spec}: PASS (every mapped module equals Caffe's output "
+               "within float32 rounding)")
+    sys.exit(0)
 
 
 def _verify_whole(files: tuple[Path, ...], expected: Path | None, rtol: float | None,

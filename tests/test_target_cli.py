@@ -150,3 +150,35 @@ def test_kaiminghe_resnet50_onto_torchvision_maps_every_weight_and_the_check_say
     assert "bn_conv1 + scale_conv1 -> bn1 [structure]" in mapped.output
     model = import_torchvision_models().resnet50(weights=None)
     model.load_state_dict(torch.load(out, weights_only=True), strict=True)
+
+
+EPS = DATA / "caffe" / "eps_custom"  # conv1 -> bn1 (eps 0.001) -> scale1
+_USER_EPS = '''
+from torch import nn
+
+
+def model():
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4))  # eps 1e-5
+'''
+
+
+def test_verify_target_checks_what_the_user_ships_bn_eps_included(tmp_path: Path) -> None:
+    user = tmp_path / "user.py"
+    user.write_text(_USER_EPS)
+    files = [str(EPS / "deploy.prototxt"), str(EPS / "model.caffemodel")]
+    mapped = tmp_path / "mapped.pt"
+    done = invoke_cli(*["convert", *files, "-o", str(mapped), "--target", f"{user}:model", "-v"])
+    assert done.exit_code == 0, done.output
+    assert "running_var" in done.output  # the eps difference folded into the variance
+    good = invoke_cli(*["verify", *files, str(mapped), "--target", f"{user}:model"])
+    assert good.exit_code == 0 and "PASS" in good.output
+    # A state_dict with Caffe's statistics as they are, loaded into BatchNorm2d(eps=1e-5): the
+    # classic silent 4e-4 error; verify names the BatchNorm and the eps.
+    naive = tmp_path / "naive.pt"
+    state = torch.load(mapped, weights_only=True)
+    state["1.running_var"] = torch.load(mapped, weights_only=True)["1.running_var"] \
+        - (0.001 - 1e-5)
+    torch.save(state, naive)
+    bad = invoke_cli(*["verify", *files, str(naive), "--target", f"{user}:model"])
+    assert bad.exit_code == 1 and "FAIL: target module '1'" in bad.output
+    assert "eps" in bad.output, bad.output

@@ -169,3 +169,41 @@ def convert_to_target(prototxt: PathLike | None, caffemodel: PathLike, output: P
          sources={"prototxt": str(prototxt) if prototxt else None,
                   "caffemodel": str(caffemodel)})
     return result
+
+
+def verify_target(model: torch.nn.Module, prototxt: PathLike | None, caffemodel: PathLike,
+                  weights: PathLike, *, entries: Mapping[str, str] | None = None,
+                  flavour: str | None = None, seed: int = 0) -> Divergence | None:
+    """Check what the user ships: ``weights`` (a state_dict in the model's own names) loaded
+    strictly into ``model``, run against Caffe's numbers (``check.check_against_caffe``), BN eps
+    and every other constructor setting of the model included.
+
+    Returns:
+        The first module that differs, or None when the model computes Caffe's numbers.
+
+    Raises:
+        ParseError: ``weights`` cannot be read; BnConvertError: they do not load strictly, the
+            structures do not match (``MatchError``), or the check cannot run.
+    """
+    from ..read.net import load_net
+    from ..write.registry import EXTENSIONS, loader_for
+    from .caffe_side import caffe_units
+    from .check import check_against_caffe
+    from .mapfile import resolve_map
+    from .match import match_units
+    from .torch_side import target_units
+
+    fmt = EXTENSIONS.get(Path(weights).suffix.lower(), "pt")
+    loaded = loader_for(fmt)(str(weights))
+    state = {f"{key}.{name}" if key else name: value
+             for key, fields in loaded.entries.items() for name, value in fields.items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise BnConvertError(f"{weights}: does not load into the target: "
+                             f"{' '.join(str(exc).split())[:400]}") from None
+    net = load_net(prototxt, caffemodel)
+    caffe, target = caffe_units(net, flavour), target_units(model)
+    fixed = resolve_map(entries, caffe, target) if entries else None
+    matching = match_units(caffe, target, fixed).require_complete()
+    return check_against_caffe(model, net, matching, seed)
