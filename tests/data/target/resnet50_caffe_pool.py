@@ -3,10 +3,11 @@ a user porting KaimingHe's ResNet-50 might write it: the strides still sit in th
 convolutions, where KaimingHe's net has them in the 1x1."""
 
 from torch import nn
-from torchvision.models import resnet50
 
 
 def model() -> nn.Module:
+    from torchvision.models import resnet50
+
     net = resnet50(weights=None)
     net.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=0, ceil_mode=True)
     return net
