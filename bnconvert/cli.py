@@ -140,6 +140,9 @@ def main() -> None:
                    "this Python file (needs only torch) with its nn.Module class.")
 @click.option("--class-name", help="The --module class name (default: from the net's name).")
 @click.option("--until", help="With --module: build the net up to this layer (inclusive).")
+@click.option("--bn-train", type=click.Choice(["caffe"]), default=None,
+              help="With --module: BatchNorms that continue Caffe's running averages exactly "
+                   "at every train step (a small BatchNorm subclass in the file).")
 @_one_line_errors
 def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool, strict: bool,
             prefix: str, dtype: str, manifest: Path | None, no_manifest: bool, t7_layout: str,
@@ -147,17 +150,18 @@ def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool
             bn_fold: str | None, skip_unknown: bool, target: str | None,
             target_kwargs: str | None, map_file: Path | None, no_check: bool, verbose: bool,
             quiet: bool, module_path: Path | None, class_name: str | None,
-            until: str | None) -> None:
+            until: str | None, bn_train: str | None) -> None:
     """Convert [PROTOTXT] CAFFEMODEL into OUTPUT (the prototxt is optional: a caffemodel
     carries its layer definitions)."""
     if module_path is not None:
         from .build.network import BuildOptions
 
         build = BuildOptions(until=until, flavour=flavor, class_name=class_name,
-                             fold=bn_fold or "keep")
+                             fold=bn_fold or "keep", bn_train=bn_train)
         _convert_module(files, output, module_path, build, quiet)
         return
-    _usage("--class-name and --until need --module" if class_name or until else None)
+    _usage("--class-name, --until and --bn-train need --module"
+           if class_name or until or bn_train else None)
     import gc
 
     from .api import ConvertOptions

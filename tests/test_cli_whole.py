@@ -119,7 +119,8 @@ def test_convert_module_usage(tmp_path: Path) -> None:
     assert not (tmp_path / "m.py").exists()
     result = runner.invoke(main, ["convert", prototxt, caffemodel, "-o", str(tmp_path / "m.pt"),
                                   "--until", "bn0"])
-    assert result.exit_code == 2 and "--class-name and --until need --module" in result.output
+    assert result.exit_code == 2
+    assert "--class-name, --until and --bn-train need --module" in result.output
     result = runner.invoke(main, ["convert", prototxt, caffemodel, "-o", str(tmp_path / "m.pt"),
                                   "--module", str(tmp_path / "m.py"), "--until", "prelu2",
                                   "--class-name", "Head"])

@@ -45,6 +45,8 @@ def build_model(net: Net, options: BuildOptions | None = None,
         built = build_net(net, records, options, fused)
     built.module.to_empty(device="cpu")
     state = to_state_dict(learned)  # the weights `convert --whole` writes (load_weights)
+    if options.bn_train == "caffe":  # CaffeBatchNorm's own buffers (built on meta: empty)
+        state.update(_caffe_buffers(records))
     if options.until is not None:  # the layers after it are not built
         wanted = built.module.state_dict().keys()
         state = {k: v for k, v in state.items() if k in wanted}
@@ -53,9 +55,24 @@ def build_model(net: Net, options: BuildOptions | None = None,
     return built
 
 
+def _caffe_buffers(records: Mapping[str, FoldedBatchNorm]) -> dict[str, torch.Tensor]:
+    """``moving_average_fraction`` and ``scale_factor`` of each ``CaffeBatchNorm*d``."""
+    from ..naming import key_for_layer_name
+
+    out: dict[str, torch.Tensor] = {}
+    for name, record in records.items():
+        for field in ("moving_average_fraction", "scale_factor"):
+            value = getattr(record, field)
+            if value is not None:
+                out[f"{key_for_layer_name(name)}.{field}"] = torch.tensor(value,
+                                                                          dtype=torch.float32)
+    return out
+
+
 def load_model(prototxt: PathLike, caffemodel: PathLike | None = None, *, fold: str = "keep",
                until: str | None = None, inputs: Mapping[str, Shape] | None = None,
-               flavour: str | None = None, class_name: str | None = None) -> fx.GraphModule:
+               flavour: str | None = None, class_name: str | None = None,
+               bn_train: str | None = None) -> fx.GraphModule:
     """A Caffe net as a ``torch.nn.Module`` in eval mode that computes what Caffe computes.
 
     Args:
@@ -68,6 +85,10 @@ def load_model(prototxt: PathLike, caffemodel: PathLike | None = None, *, fold: 
         inputs: input shapes overriding the declared ones (only channels matter to the build).
         flavour: the BN flavour of every BN-like layer, None to detect it.
         class_name: the module's class name (default: from the net's name).
+        bn_train: ``"caffe"`` builds BatchNorms that continue Caffe's running averages exactly
+            at every train step (``CaffeBatchNorm*d``, BVLC/Intel layers; needs the
+            caffemodel); default: ``torch.nn.BatchNorm*d`` with the momentum that continues
+            them (exact for the next step, or every step for long-trained nets).
 
     Returns:
         A ``torch.fx.GraphModule``: ``forward(*inputs)`` in declaration order returns the net's
@@ -87,5 +108,6 @@ def load_model(prototxt: PathLike, caffemodel: PathLike | None = None, *, fold: 
         raise ValueError(f"fold={fold!r}: expected one of {', '.join(FOLD_MODES)}")
     net = load_net(prototxt, caffemodel)
     options = BuildOptions(until=until, inputs=inputs, flavour=flavour, class_name=class_name,
+                           bn_train=bn_train,
                            fold=fold)
     return build_model(net, options).module

@@ -55,6 +55,8 @@ class BuildContext:
         records: folded BN records by BN layer name (when a caffemodel was given).
         made: how each module attribute was constructed, by attribute name.
         fused: indices of the layers a BN chain is fused into (they get a bias).
+        bn_train: ``"caffe"``: BatchNorms that keep training as Caffe does
+            (``CaffeBatchNorm*d``), None for ``torch.nn.BatchNorm*d``.
     """
 
     net: Net
@@ -65,6 +67,7 @@ class BuildContext:
     chains: dict[int, BatchNormChain]
     records: dict[str, FoldedBatchNorm]
     made: dict[str, Made] = field(default_factory=dict)
+    bn_train: str | None = None
     fused: frozenset[int] = frozenset()
 
     def bottom_shapes(self, layer: Layer) -> list[Shape]:

@@ -30,7 +30,7 @@ from ..layers.learned import (
 )
 from ..layers.normalization import BatchNormParams
 from ..read.net import Layer
-from ..records import batch_norm_class
+from ..records import FoldedBatchNorm, batch_norm_class
 from .context import BuildContext, Made, Node
 from .handlers import handles
 
@@ -136,15 +136,35 @@ def build_bias(ctx: BuildContext, layer: Layer, inputs: list[Node]) -> list[Node
     return [ctx.call(layer, made, inputs)]
 
 
+def _caffe_training(layer: Layer, record: FoldedBatchNorm | None, made: Made) -> Made:
+    """``CaffeBatchNorm*d``: Caffe's running-average update at every train step (#15)."""
+    from ..modules import caffe_batch_norm
+
+    if record is None or record.running_average != "scale-factor" \
+            or record.moving_average_fraction is None or record.scale_factor is None:
+        raise UnsupportedLayerError(
+            f"layer {layer.name!r} ({layer.type}): bn_train='caffe' needs a BVLC or Intel "
+            "BatchNorm with its caffemodel (moving average fraction and scale factor); "
+            f"this one keeps {'no weights' if record is None else record.running_average}")
+    kwargs = {k: v for k, v in made.kwargs.items() if k != "momentum"}
+    cls = getattr(caffe_batch_norm, "Caffe" + getattr(made.factory, "__name__", ""))
+    return Made(cls, made.args, {**kwargs, "moving_average_fraction":
+                                 record.moving_average_fraction,
+                                 "scale_factor": record.scale_factor})
+
+
 @handles("BatchNorm", "BN")
 def build_batch_norm(ctx: BuildContext, layer: Layer, inputs: list[Node]) -> list[Node]:
-    """One ``nn.BatchNorm*d`` for the chain (its Scale/Bias pass through): class, eps and
-    affine from the folded record when weights are given, else from the flavour."""
+    """One ``nn.BatchNorm*d`` for the chain (its Scale/Bias pass through): class, eps, affine
+    and the momentum continuing Caffe's averages from the folded record when weights are
+    given, else from the flavour (PyTorch's default momentum)."""
     chain = ctx.chains[layer.index]
     shape = ctx.bottom_shapes(layer)[0]
     record = ctx.records.get(layer.name)
-    if record is not None:
+    settings: dict[str, object] = {}
+    if record is not None:  # the momentum that continues Caffe's running averages (#15)
         channels, eps, affine = record.channels, record.eps, record.affine
+        settings["momentum"] = record.momentum
     else:
         flavour = flavour_by_id(chain.flavour)
         if flavour is None or chain.problems:
@@ -155,7 +175,9 @@ def build_batch_norm(ctx: BuildContext, layer: Layer, inputs: list[Node]) -> lis
         affine = chain.scale is not None or chain.bias is not None \
             or flavour.fused_affine(layer)
     made = Made(getattr(nn, batch_norm_class(len(shape))), (channels,),
-                {"eps": eps, "affine": affine})
+                {"eps": eps, "affine": affine, **settings})
+    if ctx.bn_train == "caffe":
+        made = _caffe_training(layer, record, made)
     node = ctx.call(layer, made, inputs[:1])
     if isinstance(layer.params, BatchNormParams) and layer.params.fused_relu:
         node = ctx.function(torch.relu, node)

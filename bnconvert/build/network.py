@@ -38,6 +38,9 @@ class BuildOptions:
     inputs: input shapes overriding the declared ones, by blob name.
     flavour: the BN flavour id of every BN-like layer (``--flavor``), None to detect it.
     class_name: the module's class name, None for one derived from the net's name.
+    bn_train: ``"caffe"``: BatchNorms that continue Caffe's running averages exactly in train
+        mode (``bnconvert.modules.CaffeBatchNorm*d``; BVLC and Intel layers), None for
+        ``torch.nn.BatchNorm*d`` with the momentum that continues them for the next step.
     fold: ``keep`` (every BN chain one ``nn.BatchNorm*d``) or ``fuse`` (folded into the
         convolution or InnerProduct before it where possible, ``fuse``).
     """
@@ -47,6 +50,7 @@ class BuildOptions:
     flavour: str | None = None
     class_name: str | None = None
     fold: str = "keep"
+    bn_train: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -160,7 +164,8 @@ def build_net(net: Net, records: Mapping[str, FoldedBatchNorm] | None = None,
     shapes = infer_shapes(net, options.inputs)
     analysis = pair_batch_norm_chains(net, options.flavour)
     ctx = BuildContext(net, fx.Graph(), nn.Module(), shapes, BlobGraph(net).inputs,
-                       {c.batch_norm.index: c for c in analysis.chains}, dict(records or {}))
+                       {c.batch_norm.index: c for c in analysis.chains}, dict(records or {}),
+                       bn_train=options.bn_train)
     fused = {} if options.fold != "fuse" else dict(fused) if fused is not None \
         else fusable(net, analysis)
     ctx.fused = frozenset(fused)
