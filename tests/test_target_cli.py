@@ -182,3 +182,20 @@ def test_verify_target_checks_what_the_user_ships_bn_eps_included(tmp_path: Path
     bad = invoke_cli(*["verify", *files, str(naive), "--target", f"{user}:model"])
     assert bad.exit_code == 1 and "FAIL: target module '1'" in bad.output
     assert "eps" in bad.output, bad.output
+
+
+@pytest.mark.parametrize(("prototxt", "spec"), [
+    ("soeaver__caffe-model__cls__vgg__deploy_vgg16bn-pytorch.prototxt",
+     "torchvision.models:vgg16_bn"),
+    ("shicai__DenseNet-Caffe__DenseNet_121.adapted.prototxt", "torchvision.models:densenet121"),
+])
+def test_same_networks_map_and_compute_caffes_numbers(prototxt: str, spec: str,
+                                                       tmp_path: Path) -> None:
+    import_torchvision_models()
+    files = [str(CORPUS / prototxt), str(_caffemodel_for(CORPUS / prototxt,
+                                                         tmp_path / "model.caffemodel"))]
+    out = tmp_path / "tv.pt"
+    done = invoke_cli(*["convert", *files, "-o", str(out), "--target", spec])
+    assert done.exit_code == 0, done.output
+    assert "(checked: equal to Caffe within float32 rounding)" in done.output
+    assert invoke_cli(*["verify", *files, str(out), "--target", spec]).exit_code == 0
