@@ -9,11 +9,11 @@ after these checks and trusts them.
 
 from __future__ import annotations
 
-import array
 import math
 from dataclasses import dataclass
 
 from ..errors import BlobError, MissingLayerError, NumericError
+from ..layers.base import float32
 from ..layers.learned import ConvolutionParams, InnerProductParams, ScaleParams
 from ..read.blob import BlobRef
 from ..read.net import Layer, Net
@@ -88,11 +88,6 @@ def check_vector(net: Net, layer: Layer, blob: BlobRef, what: str,
     return values
 
 
-def _f32(value: float) -> float:
-    """``value`` rounded to float32 (too large: ±inf, as a C cast)."""
-    return array.array("f", [value])[0]
-
-
 def clamped(eps: float, floor: float = 1e-5) -> float:
     """``max(eps, floor)`` in float32, as cuDNN-backed forks do (CUDNN_BN_MIN_EPSILON).
 
@@ -100,7 +95,7 @@ def clamped(eps: float, floor: float = 1e-5) -> float:
         >>> clamped(1e-6) == clamped(1e-5)
         True
     """
-    return max(_f32(eps), _f32(floor))
+    return max(float32(eps), float32(floor))
 
 
 def effective_eps(flavour_eps: float | None, flavour_id: str, clamp: bool) -> float | None:
@@ -124,9 +119,9 @@ def _check_batch_norm(net: Net, bn: Layer, layout: BlobLayout, eps: float | None
                                                 layout.factor_name, 1)
     assert channels is not None
     if layout.variance is not None:
-        s = _f32(found[layout.factor][0]) if layout.factor is not None else 1.0
-        f = 0.0 if s == 0 else _f32(1.0 / s)
-        var = [_f32(v * f) for v in found[layout.variance]]
+        s = float32(found[layout.factor][0]) if layout.factor is not None else 1.0
+        f = 0.0 if s == 0 else float32(1.0 / s)
+        var = [float32(v * f) for v in found[layout.variance]]
         negative = next((i for i, v in enumerate(var) if v < 0), None)
         if negative is not None:
             raise NumericError(f"{where(net, bn)}: variance is negative at channel {negative} "

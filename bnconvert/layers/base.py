@@ -9,7 +9,7 @@ plain copy overrides ``from_message``. Later stages read these records, never pr
 
 from __future__ import annotations
 
-import struct
+import array
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
@@ -25,18 +25,18 @@ __all__ = ["Params", "NoParams", "UnknownParams", "UnreadableParams", "LayerPara
            "LEARNED", "FORK_TYPES", "float32",
            "PARAMS_BY_TYPE"]
 
-_FLOAT32 = struct.Struct("<f")
 _DEFAULT_LAYER = caffe_pb2.LayerParameter()
 
 
 def float32(value: float) -> float:
-    """``value`` rounded to the nearest float32 and widened back (how Caffe stores a float).
+    """``value`` rounded to the nearest float32 and widened back (how Caffe stores a float;
+    too large for float32: ±inf, as a C cast).
 
     Example:
-        >>> float32(1e-5)
-        9.999999747378752e-06
+        >>> float32(1e-5), float32(1e300)
+        (9.999999747378752e-06, inf)
     """
-    return float(_FLOAT32.unpack(_FLOAT32.pack(value))[0])
+    return array.array("f", [value])[0]
 
 
 class LayerParamError(Exception):
