@@ -60,7 +60,7 @@ def test_parallel_branches_of_one_shape_are_refused_with_both_sides(caffe) -> No
     assert str(caught.value) == (
         "the Caffe net does not match the target model: 2 units matched; unmatched Caffe "
         "layers: conv_a (conv weight 4x8x1x1 bias 4) [ambiguous: branch_a | branch_b], conv_b "
-        "(conv weight 4x8x1x1 bias 4) [ambiguous: branch_a | branch_b], fc (linear weight 10x? "
+        "(conv weight 4x8x1x1 bias 4) [ambiguous: branch_a | branch_b], fc (linear weight 10x8 "
         "bias 10); unmatched target modules: branch_a (conv weight 4x8x1x1 bias 4), branch_b "
         "(conv weight 4x8x1x1 bias 4), head (conv weight 10x8x1x1 bias 10); give --map entries "
         "(Caffe layer -> target module) for them")

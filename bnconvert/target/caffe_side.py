@@ -1,15 +1,18 @@
 """The Caffe side of a mapping: the net's learned units in layer order, each BatchNorm →
 Scale (→ Bias) chain as one ``batch_norm`` unit, with tensor shapes in PyTorch's layout (from
-the caffemodel's blobs where loaded, else from the layer parameters and the channel count
-flowing through the blobs) and the units that feed each one, followed through the blob graph."""
+the caffemodel's blobs where loaded, else from the layer parameters and the input shape
+Caffe's shape inference gives, ``graph.known_shapes``) and the units that feed each one,
+followed through the blob graph."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from ..flavours import flavour_by_id
 from ..fold.chains import BatchNormChain, pair_batch_norm_chains
-from ..graph import BlobGraph, Version, infer_blob_ranks
+from ..graph import BlobGraph, Version
+from ..graph.known_shapes import known_shapes
 from ..layers.learned import (
     ConvolutionParams,
     EmbedParams,
@@ -18,11 +21,10 @@ from ..layers.learned import (
     ScaleParams,
     per_axis,
 )
-from ..layers.structure import ConcatParams, InputParams, SliceParams
 from ..read.net import Layer, Net
 from .units import NET_INPUT, Shape, Unit
 
-__all__ = ["caffe_units", "infer_channels"]
+__all__ = ["caffe_units"]
 
 _KIND_BY_TYPE = {"Convolution": "conv", "CuDNNConvolution": "conv",
                  "ConvolutionDepthwise": "conv", "DepthwiseConvolution": "conv",
@@ -31,54 +33,6 @@ _KIND_BY_TYPE = {"Convolution": "conv", "CuDNNConvolution": "conv",
 
 #: fork convolution types that are depthwise (one group per input channel)
 _DEPTHWISE = ("ConvolutionDepthwise", "DepthwiseConvolution")
-
-
-def infer_channels(net: Net) -> dict[Version, int | None]:
-    """The channel count (axis 1) of every blob version, None where the net does not tell.
-
-    Convolutions, inner products and embeddings set it to ``num_output``, a Concat on axis 1
-    sums it, an ``Input`` declares it; other layers pass their first bottom's on.
-    """
-    channels: dict[Version, int | None] = {}
-    current: dict[str, int | None] = {n: (s[1] if len(s) > 1 else None)
-                                      for n, s in net.input_shapes.items()}
-    channels.update({(n, NET_INPUT): c for n, c in current.items()})
-    for layer in net.layers:
-        out = _channels_out(layer, [current.get(n) for n in layer.bottoms])
-        for name, count in zip(layer.tops, out, strict=True):
-            current[name] = count
-            channels[(name, layer.index)] = count
-    return channels
-
-
-def _channels_out(layer: Layer, bottoms: list[int | None]) -> list[int | None]:
-    params = layer.params
-    count: int | None = bottoms[0] if bottoms else None
-    if isinstance(params, ConvolutionParams | InnerProductParams | EmbedParams):
-        count = getattr(params, "num_output", None)
-    elif isinstance(params, InputParams):
-        shapes = params.shape or ((),)
-        return [(shapes[min(i, len(shapes) - 1)] + (None, None))[1]
-                for i in range(len(layer.tops))]
-    elif isinstance(params, ConcatParams):
-        known = params.axis in (1, -3) and None not in bottoms
-        count = sum(c for c in bottoms if c is not None) if known else None
-    elif isinstance(params, SliceParams):
-        return _sliced(params, count, len(layer.tops))
-    elif layer.type in ("Flatten", "Reshape"):
-        count = None
-    return [count] * len(layer.tops)
-
-
-def _sliced(params: SliceParams, count: int | None, tops: int) -> list[int | None]:
-    """Caffe's Slice on the channel axis: at the slice points, else into equal parts."""
-    if params.axis not in (1, -3) or count is None:
-        return [None] * tops
-    if not params.slice_point:
-        return [count // tops if count % tops == 0 else None] * tops
-    edges = (0, *params.slice_point, count)
-    sizes: list[int | None] = [b - a for a, b in zip(edges, edges[1:], strict=False)]
-    return sizes[:tops]
 
 
 def _blob_shapes(layer: Layer) -> tuple[tuple[int, ...], ...] | None:
@@ -105,10 +59,13 @@ def _conv_shapes(layer: Layer, params: ConvolutionParams, c_in: int | None) -> d
     return shapes
 
 
-def _linear_shapes(layer: Layer, params: InnerProductParams, c_in: int | None,
-                   rank: int | None) -> dict[str, Shape]:
+def _linear_shapes(layer: Layer, params: InnerProductParams,
+                   shape_in: tuple[int, ...] | None) -> dict[str, Shape]:
     blobs = _blob_shapes(layer)
-    weight: Shape = (params.num_output, c_in if rank == 2 else None)
+    k = None
+    if shape_in is not None and -len(shape_in) <= params.axis < len(shape_in):
+        k = math.prod(shape_in[params.axis % len(shape_in):])
+    weight: Shape = (params.num_output, k)
     if blobs:
         weight = blobs[0][-2:]
         if params.transpose:
@@ -132,8 +89,9 @@ def _plain_shapes(layer: Layer, c_in: int | None) -> dict[str, Shape]:
     return {**shapes, "bias": (c_in,)} if has_bias else shapes
 
 
-def _layer_unit(layer: Layer, index: int, c_in: int | None, rank: int | None) -> Unit:
+def _layer_unit(layer: Layer, index: int, shape_in: tuple[int, ...] | None) -> Unit:
     params, kind = layer.params, _KIND_BY_TYPE.get(layer.type, f"other:{layer.type}")
+    c_in = shape_in[1] if shape_in is not None and len(shape_in) > 1 else None
     kernel: tuple[int, ...] = ()
     stride: tuple[int, ...] = ()
     if isinstance(params, ConvolutionParams):
@@ -141,7 +99,7 @@ def _layer_unit(layer: Layer, index: int, c_in: int | None, rank: int | None) ->
         kernel = tuple(int(k) for k in shapes["weight"][2:] if k is not None)
         stride = per_axis(params.stride, len(kernel), 1)
     elif isinstance(params, InnerProductParams):
-        shapes = _linear_shapes(layer, params, c_in, rank)
+        shapes = _linear_shapes(layer, params, shape_in)
     else:
         shapes = _plain_shapes(layer, c_in)
     return Unit(index, layer.name, kind, shapes, kernel=kernel, stride=stride,
@@ -192,16 +150,16 @@ def caffe_units(net: Net, flavour: str | None = None) -> tuple[Unit, ...]:
     Returns:
         One ``Unit`` per learned layer or BN chain, with ``inputs`` and ``feeds`` filled in.
     """
-    graph, ranks, channels = BlobGraph(net), infer_blob_ranks(net), infer_channels(net)
+    graph = BlobGraph(net)
+    known = known_shapes(net, graph)  # a net Caffe refuses: no shapes, the blobs' where loaded
     entries = _entry_layers(net, flavour)
     owner: dict[int, int] = {}
     units: list[Unit] = []
     for index, (layer, chain) in enumerate(entries):
-        first = graph.inputs[layer.index][0] if graph.inputs[layer.index] else None
-        c_in = channels.get(first) if first else None
-        rank = ranks.get(first) if first else None
+        shape_in = known.input_shape(layer)
+        c_in = shape_in[1] if shape_in is not None and len(shape_in) > 1 else None
         unit = (_chain_unit(chain, index, c_in) if chain
-                else _layer_unit(layer, index, c_in, rank))
+                else _layer_unit(layer, index, shape_in))
         owner.update({x.index: index for x in (chain.layers() if chain else (layer,))})
         units.append(unit)
     return tuple(_linked(unit, layer, graph, owner) for unit, (layer, _) in

@@ -2,10 +2,11 @@
 count and every shape, as Caffe's ``Net::CopyTrainedLayersFrom`` checks them (a legacy
 num/channels/height/width blob matches when right-aligned), and finite values.
 
-Input channels are checked only where the net tells them without shape inference: the blob's
-producer, followed back through channel-preserving layers, is a convolution or
-inner product with ``num_output`` or an ``Input`` with a declared shape. (Full shape inference,
-``bnconvert.graph.shapes``, would check every input dimension; see ``input_channels``.)
+A blob's input dimensions (a convolution's input channels, an InnerProduct's K = C·H·W) come
+from Caffe's shape inference (``bnconvert.graph.known_shapes``), the one source of a blob's
+shape. Where it cannot give them (a net without a declared input shape, a layer type without a
+shape rule upstream, a layer Caffe refuses), those dimensions are not checked and the record
+says so (``unchecked``); everything else still is.
 """
 
 from __future__ import annotations
@@ -15,35 +16,29 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import BlobError, MissingLayerError, NumericError
-from ..flavours import bn_like_types
 from ..fold.batch_norm import where
 from ..graph import BlobGraph, Version
-from ..layers.learned import ConvolutionParams, InnerProductParams
-from ..layers.structure import InputParams
+from ..graph.known_shapes import KnownShapes
+from ..graph.shape_rules import Shape
 from ..read.blob import BlobRef
 from ..read.net import Layer, Net
 from ..read.pages import release_pages
 
 __all__ = ["NetContext", "Expected", "checked_arrays", "check_finite", "input_channels",
-           "input_rank", "CHANNEL_PRESERVING"]
+           "input_rank", "input_shape", "unchecked"]
 
-#: one-bottom layer types whose output has the channels of their first input
-CHANNEL_PRESERVING = frozenset({
-    "ReLU", "PReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log", "Swish",
-    "Clip", "ReLU6", "Threshold", "Dropout", "LRN", "Pooling", "MVN", "Scale", "Bias",
-    "Split"})
-_CONVOLUTIONS = frozenset({"Convolution", "Deconvolution", "CuDNNConvolution",
-                           "ConvolutionDepthwise", "DepthwiseConvolution"})
 _CHUNK = 1 << 20  # values per finiteness check (keeps the temporary mask small)
 
 
 @dataclass(frozen=True, eq=False)
 class NetContext:
-    """What a layer handler may ask of the net: the graph and the ranks of blob versions."""
+    """What a layer handler may ask of the net: the graph, the ranks of blob versions and
+    Caffe's shapes where shape inference gives them."""
 
     net: Net
     graph: BlobGraph
     ranks: dict[Version, int | None]
+    known: KnownShapes
 
 
 @dataclass(frozen=True)
@@ -128,41 +123,33 @@ def check_finite(net: Net, layer: Layer, what: str, array: np.ndarray) -> None:
 
 
 def input_rank(ctx: NetContext, layer: Layer, bottom: int = 0) -> int | None:
-    """The rank of the layer's ``bottom``-th input, where the net tells it."""
+    """The rank of the layer's ``bottom``-th input: from its inferred shape, else from the
+    rank walk (which knows ranks where shapes are unknown, e.g. a caffemodel alone)."""
+    shape = ctx.known.input_shape(layer, bottom)
+    if shape is not None:
+        return len(shape)
     inputs = ctx.graph.inputs[layer.index]
     return ctx.ranks.get(inputs[bottom]) if len(inputs) > bottom else None
 
 
-def input_channels(ctx: NetContext, layer: Layer) -> int | None:
-    """The channels (axis 1) of the layer's first input where the net tells them without shape
-    inference: the producer, followed back through ``CHANNEL_PRESERVING`` layers, is a
-    convolution with ``num_output`` on axis 1 or an ``Input``/net input with a shape.
-
-    This is where ``bnconvert.graph.shapes`` (full shape inference) should be wired in.
-    """
-    inputs = ctx.graph.inputs[layer.index]
-    while inputs:
-        name, writer = inputs[0]
-        if writer < 0:
-            shape = ctx.net.input_shapes.get(name)
-            return shape[1] if shape and len(shape) > 1 else None
-        producer = ctx.net.layers[writer]
-        params = producer.params
-        if producer.type in _CONVOLUTIONS and isinstance(params, ConvolutionParams):
-            return params.num_output if params.axis == 1 else None
-        if producer.type == "InnerProduct" and isinstance(params, InnerProductParams):
-            return params.num_output if params.axis == 1 else None
-        if producer.type == "Input" and isinstance(params, InputParams):
-            return _input_layer_channels(producer, params, name)
-        if producer.type not in CHANNEL_PRESERVING | bn_like_types():
-            return None
-        inputs = ctx.graph.inputs[producer.index]
-    return None
+def input_shape(ctx: NetContext, layer: Layer, bottom: int = 0) -> Shape | None:
+    """The shape of the layer's ``bottom``-th input from Caffe's shape inference, or None."""
+    return ctx.known.input_shape(layer, bottom)
 
 
-def _input_layer_channels(layer: Layer, params: InputParams, top: str) -> int | None:
-    if not params.shape or top not in layer.tops:
+def input_channels(ctx: NetContext, layer: Layer, axis: int = 1) -> int | None:
+    """The size of axis ``axis`` (Caffe's ``axis`` field, negative from the end) of the layer's
+    first input, from Caffe's shape inference; None where it is unknown."""
+    shape = ctx.known.input_shape(layer)
+    if shape is None or not -len(shape) <= axis < len(shape):
         return None
-    index = layer.tops.index(top)
-    shape = params.shape[index] if len(params.shape) > index else params.shape[0]
-    return shape[1] if len(shape) > 1 else None
+    return shape[axis]
+
+
+def unchecked(ctx: NetContext, layer: Layer, what: str) -> str:
+    """The note for a dimension that could not be checked: the layer, what, and why.
+
+    Example: ``conv2: input channels not checked: the net declares no shape for its input
+    'data'``.
+    """
+    return f"{layer.name}: {what} not checked: {ctx.known.why_unknown(layer)}"

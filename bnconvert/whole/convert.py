@@ -11,6 +11,7 @@ from ..fold.batch_norm import fold_batch_norm_chain
 from ..fold.chains import ChainAnalysis, pair_batch_norm_chains
 from ..fold.options import FoldOptions
 from ..graph import infer_blob_ranks
+from ..graph.known_shapes import known_shapes
 from ..read.net import Layer, Net
 from ..records import ConvertedLayer
 from . import convolution, elementwise  # noqa: F401  (registers the handlers)
@@ -74,7 +75,8 @@ def convert_whole(net: Net, fold: str = "keep", options: FoldOptions | None = No
     unknown = unknown_learned_layers(net)
     if unknown and not skip_unknown:
         raise _unknown_error(net, unknown)
-    ctx = NetContext(net, analysis.graph, infer_blob_ranks(net))
+    ctx = NetContext(net, analysis.graph, infer_blob_ranks(net),
+                     known_shapes(net, analysis.graph))
     chains = {chain.batch_norm.index: chain for chain in analysis.chains}
     folded = {x.index for chain in analysis.chains for x in chain.layers()} - set(chains)
     skipped = {x.index for x in unknown}

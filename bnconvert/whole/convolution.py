@@ -5,13 +5,18 @@ Layouts (Caffe's blob shapes are PyTorch's, legacy 4-D dims accepted right-align
 
 - Convolution: weight (C_out, C_in/group, *k), bias (C_out,) -> ``Conv{1,2,3}d``;
 - Deconvolution: weight (C_in, C_out/group, *k), bias (C_out,) -> ``ConvTranspose{1,2,3}d``;
-- ConvolutionDepthwise / DepthwiseConvolution: weight (C, 1, *k) -> ``Conv*d(groups=C)``;
+- ConvolutionDepthwise / DepthwiseConvolution: weight (k·C, 1, *k) -> ``Conv*d(C, k·C,
+  groups=C)``, C the input channels, k the channel multiplier (num_output = k·C);
 - InnerProduct: weight (N, K) (``transpose: true`` stores (K, N), transposed here), bias (N,)
   -> ``Linear(K, N)`` over the input flattened from ``axis``.
+
+Input channels and K come from Caffe's shape inference; where it cannot give them, the record
+carries a note saying they were not checked, and why (``checks.unchecked``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, cast
 
 import numpy as np
@@ -20,7 +25,15 @@ from ..errors import BlobError, UnsupportedLayerError
 from ..fold.batch_norm import where
 from ..layers.learned import ConvolutionParams, InnerProductParams, per_axis
 from ..read.net import Layer
-from .checks import Expected, NetContext, checked_arrays, input_channels, input_rank
+from .checks import (
+    Expected,
+    NetContext,
+    checked_arrays,
+    input_channels,
+    input_rank,
+    input_shape,
+    unchecked,
+)
 from .handlers import handles, params_of
 from .records import ConvLayer, ConvTransposeLayer, LearnedLayer, LinearLayer
 
@@ -74,13 +87,19 @@ def _conv_params(ctx: NetContext, layer: Layer) -> ConvolutionParams:
 
 
 def _record(cls: type[LearnedLayer], layer: Layer, module: str, arguments: dict[str, Any],
-            arrays: list[np.ndarray], caffe: dict[str, Any]) -> LearnedLayer:
+            arrays: list[np.ndarray], caffe: dict[str, Any],
+            notes: tuple[str, ...] = ()) -> LearnedLayer:
     weights = {"weight": arrays[0]}
     if len(arrays) > 1:
         weights["bias"] = arrays[1]
     shapes = tuple(b.shape for b in layer.blobs or ())
     return cls(layer=layer.name, caffe_type=layer.type, module_class=module,
-               arguments=arguments, weights=weights, blob_shapes=shapes, caffe=caffe)
+               arguments=arguments, weights=weights, blob_shapes=shapes, caffe=caffe,
+               warnings=notes)
+
+
+def _channel_notes(ctx: NetContext, layer: Layer, channels: int | None) -> tuple[str, ...]:
+    return () if channels is not None else (unchecked(ctx, layer, "input channels"),)
 
 
 def _conv_like(ctx: NetContext, layer: Layer, transposed: bool) -> LearnedLayer:
@@ -88,7 +107,7 @@ def _conv_like(ctx: NetContext, layer: Layer, transposed: bool) -> LearnedLayer:
     geometry = _geometry(ctx, layer, params)
     kernel, group = geometry["kernel_size"], params.group
     out = int(params.num_output or 0)  # checked positive by _conv_params
-    channels = input_channels(ctx, layer)
+    channels = input_channels(ctx, layer, params.axis)
     if channels is not None and channels % group:
         raise BlobError(f"{where(ctx.net, layer)}: {channels} input channels are not a "
                         f"multiple of group {group}; Caffe refuses this layer")
@@ -106,7 +125,7 @@ def _conv_like(ctx: NetContext, layer: Layer, transposed: bool) -> LearnedLayer:
     arguments = {"in_channels": int(in_channels), "out_channels": out, **geometry,
                  "groups": group, "bias": params.bias_term}
     return _record(ConvTransposeLayer if transposed else ConvLayer, layer, name, arguments,
-                   arrays, {"axis": params.axis})
+                   arrays, {"axis": params.axis}, _channel_notes(ctx, layer, channels))
 
 
 @handles("Convolution", "CuDNNConvolution")
@@ -124,24 +143,32 @@ def convert_deconvolution(ctx: NetContext, layer: Layer) -> LearnedLayer:
 
 @handles("ConvolutionDepthwise", "DepthwiseConvolution")
 def convert_depthwise(ctx: NetContext, layer: Layer) -> LearnedLayer:
-    """The depthwise fork layers: weight (C, 1, *k) (one filter per channel, whatever
-    ``group`` says), bias (C,) -> ``torch.nn.Conv*d(C, C, groups=C)``."""
+    """The depthwise fork layers as a grouped convolution with one group per input channel C:
+    weight (num_output, 1, *k), bias (num_output,), num_output = k·C (k the channel
+    multiplier) -> ``torch.nn.Conv*d(C, num_output, groups=C)``.
+
+    Where shape inference cannot give C, it is taken as num_output (k = 1, the one-filter-per-
+    channel form of MobileNet) and the record says C was not checked."""
     params = _conv_params(ctx, layer)
     geometry = _geometry(ctx, layer, params)
     out, kernel = int(params.num_output or 0), geometry["kernel_size"]
-    channels = input_channels(ctx, layer)
-    if channels is not None and channels != out:
-        raise BlobError(f"{where(ctx.net, layer)}: a depthwise convolution of {channels} input "
-                        f"channels with num_output {out}: bnconvert converts the one-filter-per-"
-                        "channel form (num_output = input channels) only")
+    channels = input_channels(ctx, layer, params.axis)
+    if channels is not None and out % channels:
+        raise BlobError(f"{where(ctx.net, layer)}: num_output {out} is not a multiple of its "
+                        f"{channels} input channels; a depthwise convolution has num_output = "
+                        "k x input channels (k filters per channel)")
     weight = Expected("weight", (out, 1, *kernel))
     expected = [weight, Expected("bias", (out,))] if params.bias_term else [weight]
-    arrays = checked_arrays(ctx.net, layer, expected, _why(params, kernel, channels))
+    why = _why(params, kernel, channels) + ", depthwise: group = input channels"
+    arrays = checked_arrays(ctx.net, layer, expected, why)
     geometry["kernel_size"] = tuple(arrays[0].shape[2:])
-    arguments = {"in_channels": out, "out_channels": out, **geometry, "groups": out,
+    groups = out if channels is None else channels
+    arguments = {"in_channels": groups, "out_channels": out, **geometry, "groups": groups,
                  "bias": params.bias_term}
+    notes = () if channels is not None else (
+        unchecked(ctx, layer, "input channels") + f"; converted as groups = num_output {out}",)
     return _record(ConvLayer, layer, f"Conv{arrays[0].ndim - 2}d", arguments, arrays,
-                   {"axis": params.axis, "caffe_group": params.group})
+                   {"axis": params.axis, "caffe_group": params.group}, notes)
 
 
 @handles("InnerProduct")
@@ -150,8 +177,7 @@ def convert_inner_product(ctx: NetContext, layer: Layer) -> LearnedLayer:
     ``torch.nn.Linear(K, N)``; legacy (1, 1, N, K) blobs accepted."""
     params = cast(InnerProductParams, params_of(ctx, layer, InnerProductParams))
     n = params.num_output
-    rank = input_rank(ctx, layer)
-    k = input_channels(ctx, layer) if rank == 2 and params.axis in (1, -1) else None
+    k = _inner_product_k(input_shape(ctx, layer), params.axis)
     weight = Expected("weight", (k, n) if params.transpose else (n, k))
     expected = [weight, Expected("bias", (n,))] if params.bias_term else [weight]
     why = f"num_output {n}, transpose {str(params.transpose).lower()}, bias_term " \
@@ -161,8 +187,16 @@ def convert_inner_product(ctx: NetContext, layer: Layer) -> LearnedLayer:
         arrays[0] = _read_only(np.ascontiguousarray(arrays[0].T))
     arguments = {"in_features": int(arrays[0].shape[1]), "out_features": n,
                  "bias": params.bias_term}
+    notes = () if k is not None else (unchecked(ctx, layer, "input size K"),)
     return _record(LinearLayer, layer, "Linear", arguments, arrays,
-                   {"axis": params.axis, "transpose": params.transpose})
+                   {"axis": params.axis, "transpose": params.transpose}, notes)
+
+
+def _inner_product_k(shape: tuple[int, ...] | None, axis: int) -> int | None:
+    """K: the product of the input's dims from ``axis`` on (Caffe flattens them), or None."""
+    if shape is None or not -len(shape) <= axis < len(shape):
+        return None
+    return math.prod(shape[axis % len(shape):])
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:

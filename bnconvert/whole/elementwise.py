@@ -20,7 +20,15 @@ import numpy as np
 
 from ..layers.learned import BiasParams, EmbedParams, PReLUParams, ScaleParams
 from ..read.net import Layer
-from .checks import Expected, NetContext, checked_arrays, input_channels, input_rank
+from .checks import (
+    Expected,
+    NetContext,
+    checked_arrays,
+    input_channels,
+    input_rank,
+    input_shape,
+    unchecked,
+)
 from .handlers import handles, params_of
 from .records import BiasLayer, EmbedLayer, LearnedLayer, PReLULayer, ScaleLayer
 
@@ -30,10 +38,12 @@ _MODULES = "bnconvert.modules."
 
 
 def _make(cls: type[LearnedLayer], layer: Layer, module: str, arguments: dict[str, Any],
-          weights: dict[str, np.ndarray], caffe: dict[str, Any] | None = None) -> LearnedLayer:
+          weights: dict[str, np.ndarray], caffe: dict[str, Any] | None = None,
+          notes: tuple[str, ...] = ()) -> LearnedLayer:
     return cls(layer=layer.name, caffe_type=layer.type, module_class=_MODULES + module,
                arguments=arguments, weights=weights,
-               blob_shapes=tuple(b.shape for b in layer.blobs or ()), caffe=caffe or {})
+               blob_shapes=tuple(b.shape for b in layer.blobs or ()), caffe=caffe or {},
+               warnings=notes)
 
 
 @handles("PReLU")
@@ -46,9 +56,11 @@ def convert_prelu(ctx: NetContext, layer: Layer) -> LearnedLayer:
         "one slope per channel" + (f", {channels} channels" if channels is not None else "")
     (weight,) = checked_arrays(ctx.net, layer, [Expected("slopes", shape)], why)
     count = int(weight.shape[0]) if weight.ndim else (channels or 1)
+    notes = () if params.channel_shared or channels is not None else (
+        unchecked(ctx, layer, "channels"),)
     return _make(PReLULayer, layer, "PReLU",
                  {"channels": count, "channel_shared": params.channel_shared},
-                 {"weight": weight})
+                 {"weight": weight}, notes=notes)
 
 
 @handles("Embed")
@@ -69,18 +81,22 @@ def convert_embed(ctx: NetContext, layer: Layer) -> LearnedLayer:
 def _blob_shape(ctx: NetContext, layer: Layer, axis: int, num_axes: int,
                 rank: int | None) -> tuple[int | None, ...]:
     """The shape a one-bottom Scale/Bias blob must have: the bottom's dims from ``axis`` for
-    ``num_axes`` axes (-1: to the end); the channel count where the net tells it."""
+    ``num_axes`` axes (-1: to the end), from Caffe's shape inference where it gives them."""
+    shape_in = input_shape(ctx, layer)
     start = axis % rank if rank is not None and axis < 0 else axis
+    if shape_in is not None and 0 <= start <= len(shape_in):
+        return shape_in[start:] if num_axes < 0 else shape_in[start:start + num_axes]
     if num_axes < 0:
         if rank is not None:
             num_axes = rank - start
         else:  # the rank is unknown: take the stored blob's rank
             blobs = layer.blobs or ()
             num_axes = len(blobs[0].shape) if blobs and not blobs[0].legacy else 1
-    shape: list[int | None] = [None] * num_axes
-    if start == 1 and num_axes >= 1:
-        shape[0] = input_channels(ctx, layer)
-    return tuple(shape)
+    return (None,) * num_axes
+
+
+def _shape_notes(ctx: NetContext, layer: Layer, shape: tuple[int | None, ...]) -> tuple[str, ...]:
+    return (unchecked(ctx, layer, "blob dims"),) if None in shape else ()
 
 
 @handles("Scale")
@@ -102,7 +118,8 @@ def convert_scale(ctx: NetContext, layer: Layer) -> LearnedLayer | None:
     return _make(ScaleLayer, layer, "Scale",
                  {"shape": list(arrays[0].shape), "axis": params.axis, "ndim": rank or 4,
                   "bias_term": params.bias_term},
-                 dict(zip(("weight", "bias"), arrays, strict=False)), caffe)
+                 dict(zip(("weight", "bias"), arrays, strict=False)), caffe,
+                 _shape_notes(ctx, layer, shape))
 
 
 def _scale_by(ctx: NetContext, layer: Layer, params: ScaleParams, rank: int | None,
@@ -134,7 +151,8 @@ def convert_bias(ctx: NetContext, layer: Layer) -> LearnedLayer | None:
     return _make(BiasLayer, layer, "Bias",
                  {"shape": list(bias.shape), "axis": params.axis, "ndim": rank or 4},
                  {"bias": bias}, {"axis": params.axis, "num_axes": params.num_axes,
-                                  "ndim_known": rank is not None})
+                                  "ndim_known": rank is not None},
+                 _shape_notes(ctx, layer, shape))
 
 
 def _why(axis: int, num_axes: int, bias_term: bool | None) -> str:
