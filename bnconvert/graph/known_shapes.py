@@ -2,10 +2,10 @@
 the Caffe side of a target mapping): ``infer_shapes`` run once, and where it cannot give a
 blob's shape, why not, in words a note can carry.
 
-Shape inference cannot run when Caffe refuses a layer at the declared shapes (the net's
-``RefusedByCaffeError`` reason is kept); it gives no shape downstream of an input without a
-declared shape (a caffemodel of a train net: its ``Data`` layers read the shape from the data)
-or of a layer type without a shape rule. Callers check what the known shapes allow and say
+Shape inference gives no shape downstream of an input without a declared shape (a caffemodel
+of a train net: its ``Data`` layers read the shape from the data), of a layer type without a
+shape rule, or of a layer Caffe refuses at the declared shapes (whose reason is kept: the
+layers before it are still checked). Callers check what the known shapes allow and say
 what they could not check; they never guess a shape.
 
 Example:
@@ -19,11 +19,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..errors import RefusedByCaffeError
 from ..read.net import Layer, Net
 from .blobs import BlobGraph, Version
 from .shape_rules import RULES, Shape
-from .shapes import infer_shapes
+from .shapes import infer_shapes_lenient
 
 __all__ = ["KnownShapes", "known_shapes"]
 
@@ -36,13 +35,13 @@ class KnownShapes:
         net: the typed net.
         graph: its blob graph.
         shapes: per blob version, its shape, or None where it is unknown.
-        refused: Caffe's reason when shape inference could not run at all (else None).
+        refused: Caffe's reason, by layer index, for each layer it refuses at these shapes.
     """
 
     net: Net
     graph: BlobGraph
     shapes: Mapping[Version, Shape | None]
-    refused: str | None = None
+    refused: Mapping[int, str]
 
     def input_shape(self, layer: Layer, bottom: int = 0) -> Shape | None:
         """The shape of the layer's ``bottom``-th input, None where it is unknown."""
@@ -52,8 +51,6 @@ class KnownShapes:
     def why_unknown(self, layer: Layer, bottom: int = 0) -> str:
         """Why the layer's ``bottom``-th input shape is unknown: the first blob upstream whose
         shape shape inference cannot give, and the reason."""
-        if self.refused is not None:
-            return f"shape inference stopped: {self.refused}"
         inputs = self.graph.inputs[layer.index]
         if len(inputs) <= bottom:
             return f"the layer has no bottom {bottom}"
@@ -71,8 +68,11 @@ class KnownShapes:
             if unknown:
                 version = unknown[0]
                 continue
-            if layer.type in ("Input", "DummyData"):
-                return f"the net declares no shape for its input {name!r}"
+            if writer in self.refused:
+                return self.refused[writer]
+            if not self.graph.inputs[writer]:  # Input without a shape, Data, ImageData...
+                return (f"the net declares no shape for blob {name!r} (top of layer "
+                        f"{layer.name!r}, {layer.type})")
             if layer.type not in RULES:
                 return (f"blob {name!r} comes from layer {layer.name!r} ({layer.type}), whose "
                         "output shape bnconvert cannot infer")
@@ -81,8 +81,8 @@ class KnownShapes:
 
 
 def known_shapes(net: Net, graph: BlobGraph | None = None) -> KnownShapes:
-    """Run Caffe's shape inference on ``net`` once, keeping Caffe's reason if it refuses a layer
-    (then no shape is known) instead of raising.
+    """Run Caffe's shape inference on ``net`` once at its declared input shapes, going on past
+    a layer Caffe refuses (its tops unknown, its reason kept) instead of raising.
 
     Args:
         net: the typed net.
@@ -91,8 +91,5 @@ def known_shapes(net: Net, graph: BlobGraph | None = None) -> KnownShapes:
     Returns:
         The known shapes.
     """
-    graph = graph or BlobGraph(net)
-    try:
-        return KnownShapes(net, graph, infer_shapes(net))
-    except RefusedByCaffeError as exc:
-        return KnownShapes(net, graph, {}, refused=str(exc))
+    shapes, refused = infer_shapes_lenient(net)
+    return KnownShapes(net, graph or BlobGraph(net), shapes, refused)

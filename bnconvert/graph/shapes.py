@@ -22,7 +22,7 @@ from . import shape_rules_structure  # noqa: F401  (registers the routing rules)
 from .blobs import Version
 from .shape_rules import RULES, Refused, Shape
 
-__all__ = ["infer_shapes", "Shape", "declared_inputs"]
+__all__ = ["infer_shapes", "infer_shapes_lenient", "Shape", "declared_inputs"]
 
 
 def declared_inputs(net: Net) -> dict[str, Shape | None]:
@@ -55,7 +55,23 @@ def infer_shapes(net: Net,
     Raises:
         RefusedByCaffeError: a layer Caffe refuses to set up, naming the layer and the reason.
     """
-    given = dict(inputs or {})
+    return _walk(net, dict(inputs or {}), None)
+
+
+def infer_shapes_lenient(net: Net) -> tuple[dict[Version, Shape | None], dict[int, str]]:
+    """``infer_shapes`` at the declared input shapes that goes on past a layer Caffe refuses:
+    the refused layer's tops get no shape, and Caffe's reason is kept by layer index (for the
+    checks that say what they could not check instead of stopping).
+
+    Returns:
+        The shapes as ``infer_shapes`` gives them, and the refusals.
+    """
+    refused: dict[int, str] = {}
+    return _walk(net, {}, refused), refused
+
+
+def _walk(net: Net, given: Mapping[str, Shape],
+          refused: dict[int, str] | None) -> dict[Version, Shape | None]:
     shapes: dict[Version, Shape | None] = {}
     current: dict[str, Shape | None] = {}
     for name, shape in net.input_shapes.items():
@@ -63,7 +79,13 @@ def infer_shapes(net: Net,
         shapes[(name, -1)] = current[name]
     for layer in net.layers:
         bottoms = [current.get(name) for name in layer.bottoms]
-        tops = _layer_shapes(net, layer, bottoms, given)
+        try:
+            tops = _layer_shapes(net, layer, bottoms, given)
+        except RefusedByCaffeError as exc:
+            if refused is None:
+                raise
+            refused[layer.index] = str(exc)
+            tops = [None] * len(layer.tops)
         for name, top in zip(layer.tops, tops, strict=True):
             current[name] = top
             shapes[(name, layer.index)] = top
