@@ -240,3 +240,15 @@ def test_unpatched_fixtures_convert_without_notes(tmp_path: Path) -> None:
                             str(case / "model.caffemodel"), "-o", str(case / "w.pt"), "--whole")
         assert result.exit_code == 0, result.output
         assert "not checked" not in result.output, fixture
+
+
+def test_inspect_whole_says_what_cannot_be_checked(tmp_path: Path) -> None:
+    deploy, model = _fork_net(tmp_path, 4)
+    result = invoke_cli("inspect", "--whole", str(deploy), str(model))
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith(
+        "\nnote: c2: input channels not checked: blob 'f' comes from layer 'fork' (MyFork), "
+        "whose output shape bnconvert cannot infer\n")
+    result = invoke_cli("inspect", "--whole", "--json", str(deploy), str(model))
+    rows = {r["layer"]: r["not_checked"] for r in json.loads(result.output)}
+    assert rows["c1"] is None and rows["c2"].startswith("input channels not checked: blob 'f'")
