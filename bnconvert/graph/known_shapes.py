@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..layers import UnreadableParams
 from ..read.net import Layer, Net
 from .blobs import BlobGraph, Version
 from .shape_rules import RULES, Shape
@@ -73,6 +74,9 @@ class KnownShapes:
             if not self.graph.inputs[writer]:  # Input without a shape, Data, ImageData...
                 return (f"the net declares no shape for blob {name!r} (top of layer "
                         f"{layer.name!r}, {layer.type})")
+            if isinstance(layer.params, UnreadableParams):
+                return (f"the parameters of layer {layer.name!r} ({layer.type}) upstream could "
+                        f"not be read: {layer.params.problem}")
             if layer.type not in RULES:
                 return (f"blob {name!r} comes from layer {layer.name!r} ({layer.type}), whose "
                         "output shape bnconvert cannot infer")

@@ -4,7 +4,8 @@ Net inputs come from ``Input`` layers, the legacy ``input:`` header and ``DummyD
 layer type's rule (``shape_rules``) gives its tops from its bottoms as Caffe's ``Reshape``
 does (convolution floors, pooling rounds up and clips, InnerProduct keeps the axes before
 ``axis``...). A layer Caffe would refuse to set up raises ``RefusedByCaffeError`` with Caffe's
-reason; a type without a rule, or a bottom of unknown shape, gives None for its tops.
+reason; a type without a rule, a layer whose parameters could not be read, or a bottom of
+unknown shape, gives None for its tops.
 
 Example:
     >>> shapes = infer_shapes(EXAMPLE_NET)
@@ -17,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..errors import RefusedByCaffeError
+from ..layers import UnreadableParams
 from ..read.net import Layer, Net
 from . import shape_rules_structure  # noqa: F401  (registers the routing rules)
 from .blobs import Version
@@ -98,7 +100,8 @@ def _layer_shapes(net: Net, layer: Layer, bottoms: list[Shape | None],
         declared = declared_inputs_of(layer)
         return [given.get(top, shape) for top, shape in zip(layer.tops, declared, strict=True)]
     rule = RULES.get(layer.type)
-    if rule is None or any(b is None for b in bottoms):
+    if rule is None or isinstance(layer.params, UnreadableParams) \
+            or any(b is None for b in bottoms):
         return [None] * len(layer.tops)
     try:
         tops = rule(layer, [b for b in bottoms if b is not None])
