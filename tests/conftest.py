@@ -117,3 +117,27 @@ def bn_caffemodel(tmp_path: Path, shape: Sequence[int], blobs: Sequence[Sequence
     if scale is not None:
         builder.scale("sc", "data", "data", *scale)
     return builder.save(tmp_path, prototxt=False)[1]
+
+
+class CorpusTrials:
+    """Each corpus file built and run once per test session (``bnconvert.build.trial``), by file
+    name: ``tests/test_build_corpus.py`` checks every run, and README's table is compared with
+    the same runs (``tests/test_corpus.py``) instead of building the 70 nets twice."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, Any] = {}
+
+    def __call__(self, name: str) -> Any:
+        """The ``TrialRun`` of ``tests/data/corpus/<name>`` (built on first use)."""
+        if name not in self._runs:
+            from bnconvert.build.trial import trial_run
+            from bnconvert.read.net import load_net
+
+            self._runs[name] = trial_run(load_net(CORPUS / name, None))
+        return self._runs[name]
+
+
+@pytest.fixture(scope="session")
+def corpus_trials() -> CorpusTrials:
+    """The session's shared build-and-run of the corpus files."""
+    return CorpusTrials()

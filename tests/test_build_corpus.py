@@ -7,6 +7,10 @@ the code); the types of each net are read from its text with a regular expressio
 start with an upper-case letter, fillers' types do not; V1 enum names compare case- and
 underscore-insensitively). The file used is LIST.json's ``adapted_file`` (data layers replaced
 by ``Input`` with a declared shape) where there is one.
+
+Each net is built and run once per session (``corpus_trials``, ``bnconvert.build.trial``); the
+README's "Builds and runs" column is checked against what these tests expect of each file, and
+``tests/test_corpus.py`` checks that README holds the table generated from the same runs.
 """
 
 from __future__ import annotations
@@ -16,12 +20,12 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
 
-from bnconvert.build import BuildOptions, build_model
-from bnconvert.errors import RefusedByCaffeError, UnsupportedLayerError
-from bnconvert.graph.shapes import declared_inputs
+from bnconvert.build import build_model
+from bnconvert.errors import UnsupportedLayerError
 from bnconvert.read.net import load_net
+
+from conftest import CorpusTrials
 
 CORPUS = Path(__file__).parent / "data" / "corpus"
 ENTRIES = json.loads((CORPUS / "LIST.json").read_text(encoding="utf-8"))
@@ -77,19 +81,52 @@ def test_unsupported_types_are_named(name: str) -> None:
     assert set(listed.group(1).split(", ")) == missing_types(CORPUS / name)
 
 
+@pytest.mark.parametrize("name", NOT_BUILDABLE)
+def test_trial_names_the_missing_types(name: str, corpus_trials: CorpusTrials) -> None:
+    run = corpus_trials(name)
+    assert run.status == "needs" and set(run.missing) == missing_types(CORPUS / name)
+
+
 @pytest.mark.parametrize("name", BUILDABLE)
-def test_builds_and_runs(name: str) -> None:
-    net = load_net(CORPUS / name, None)
-    shapes = {k: (1, *v[1:]) for k, v in declared_inputs(net).items() if v}
+def test_builds_and_runs(name: str, corpus_trials: CorpusTrials) -> None:
+    """Built without weights and run on a random input of the declared shapes, batch 1."""
+    run = corpus_trials(name)
     if name in KNOWN_REFUSALS:
-        with pytest.raises(RefusedByCaffeError, match=f"layer '{KNOWN_REFUSALS[name]}'"):
-            build_model(net, BuildOptions(inputs=shapes))
+        assert run.status == "refused"
+        assert run.reason.startswith(f"layer '{KNOWN_REFUSALS[name]}'")
         return
-    built = build_model(net, BuildOptions(inputs=shapes))
-    generator = torch.Generator().manual_seed(0)
-    inputs = [torch.randn(shapes[n], generator=generator) for n in built.inputs]
-    with torch.inference_mode():
-        result = built.module(*inputs)
-    outputs = result if isinstance(result, tuple) else (result,)
-    assert len(outputs) == len(built.outputs) >= 1
-    assert all(o.shape[0] == 1 for o in outputs if o.dim())
+    assert run.status == "runs", run
+    assert len(run.output_shapes) == len(run.outputs) >= 1
+    assert all(shape[0] == 1 for shape in run.output_shapes if shape)
+
+
+def expected_cell(name: str) -> str:
+    """What README's "Builds and runs" column must say of a file, from this test's partition."""
+    if name in NOT_BUILDABLE:
+        return "needs: " + ", ".join(sorted(missing_types(CORPUS / name)))
+    if name in KNOWN_REFUSALS:
+        return f"Caffe refuses: layer '{KNOWN_REFUSALS[name]}'"
+    return "builds and runs"
+
+
+def _readme_cells() -> dict[str, str]:
+    """README's "Builds and runs" cell of each corpus file, found by its GitHub URL."""
+    lines = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8").splitlines()
+    header = next(x for x in lines if x.startswith("| Family |"))
+    column = [c.strip() for c in header.strip("|").split("|")].index("Builds and runs (#12)")
+    cells = {}
+    for entry in ENTRIES:
+        url = f"https://github.com/{entry['repo']}/blob/{entry['commit']}/{entry['path']})"
+        (row,) = [x for x in lines if x.startswith("| ") and url in x]
+        cells[entry["adapted_file"] or entry["local_file"]] = \
+            [c.strip() for c in row.strip("|").split(" | ")][column]
+    return cells
+
+
+def test_readme_column_agrees_with_the_corpus_builds() -> None:
+    cells = _readme_cells()
+    assert sorted(cells) == FILES
+    for name, cell in cells.items():
+        assert cell.startswith(expected_cell(name)), (name, cell)
+    runs = [n for n, c in cells.items() if c == "builds and runs"]
+    assert len(runs) == len(BUILDABLE) - len(KNOWN_REFUSALS)
