@@ -157,17 +157,39 @@ def opencv_reference(net: Net, prototxt: PathLike | None, caffemodel: PathLike,
     cv2 = _import_cv2()
     untrusted = untrusted_layers(net, {x.name: r for x in net.layers
                                        if (r := _own_reason(x)) is not None})
-    names = [x.name for x in net.layers if x.name not in untrusted
-             and x.type not in _INPUT_TYPES]
+    sources = _sources(net, untrusted)
+    names = sorted({s[0] for s in sources.values() if isinstance(s, tuple)}, key=_order(net))
     outputs = _run(cv2, _load(cv2, net, prototxt, caffemodel, frozenset(untrusted)),
-                   names, inputs) if names else {}
+                   names, inputs, net.describe()) if names else {}
     values, not_checked = {}, {}
-    for blob, (layer, index) in last_writers(net).items():
+    for blob, (layer, _) in last_writers(net).items():
         if layer.name in untrusted:
             not_checked[blob] = untrusted[layer.name]
-        elif layer.name in outputs:
-            values[blob] = outputs[layer.name][index]
+        elif isinstance(source := sources[blob], str):
+            values[blob] = inputs[source]
+        else:
+            values[blob] = outputs[source[0]][source[1]]
     return ReferenceBlobs("opencv", values, not_checked, inputs)
+
+
+def _sources(net: Net, untrusted: dict[str, str]) -> dict[str, tuple[str, int] | str]:
+    """Where each blob's final value comes from: ``(layer, top index)`` of a layer OpenCV
+    runs, or the name of a net input. A Split's tops are its bottom (Caffe copies; OpenCV's
+    importer aliases them and runs no layer of that name)."""
+    found: dict[str, tuple[str, int] | str] = {name: name for name in net.input_shapes}
+    for layer in net.layers:
+        if layer.name in untrusted:
+            continue
+        for index, top in enumerate(layer.tops):
+            found[top] = (top if layer.type in _INPUT_TYPES
+                          else found[layer.bottoms[0]] if layer.type == "Split"
+                          else (layer.name, index))
+    return found
+
+
+def _order(net: Net) -> Callable[[str], int]:
+    positions = {x.name: x.index for x in net.layers}
+    return positions.__getitem__
 
 
 def _import_cv2() -> Any:
@@ -200,15 +222,16 @@ def _load(cv2: Any, net: Net, prototxt: PathLike | None, caffemodel: PathLike,
     return loaded
 
 
-def _run(cv2: Any, loaded: Any, names: list[str],
-         inputs: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
+def _run(cv2: Any, loaded: Any, names: list[str], inputs: dict[str, np.ndarray],
+         described: str) -> dict[str, list[np.ndarray]]:
     """Each named layer's outputs (every top, in order) after one forward."""
     try:
         for blob, value in inputs.items():
             loaded.setInput(np.ascontiguousarray(value, np.float32), blob)
         found = loaded.forwardAndRetrieve(names)
     except cv2.error as exc:
-        raise OpenCVError(f"OpenCV cannot run the net: {_cv2_reason(exc)}") from None
+        raise OpenCVError(f"{described}: OpenCV cannot run the net: {_cv2_reason(exc)}") \
+            from None
     return {name: [np.asarray(x) for x in outs] for name, outs in zip(names, found, strict=True)}
 
 
