@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BnConvertError
+from ..errors import BnConvertError, ParseError
 from ..read.net import Layer, Net
 from ..verify.external import ReferenceUnavailableError
 from .handlers import LEFT_OUT
@@ -204,13 +204,17 @@ def _import_cv2() -> Any:
 
 def _load(cv2: Any, net: Net, prototxt: PathLike | None, caffemodel: PathLike,
           dropped: frozenset[str]) -> Any:
-    """The net in OpenCV: the user's files as they are, or a rewritten definition without
-    the dropped layers (and, without a prototxt, the caffemodel's own definition)."""
+    """The net in OpenCV, from the definition ``net_definition`` rewrites (the dropped layers
+    left out; without a prototxt, the caffemodel's own definition), or the user's prototxt as
+    it is when Caffe's schema cannot read it and nothing needs dropping (a fork's file)."""
     with tempfile.TemporaryDirectory(prefix="bnconvert-opencv-") as folder:
-        definition = prototxt
-        if prototxt is None or dropped:
-            definition = Path(folder, "net.prototxt")
+        definition = Path(folder, "net.prototxt")
+        try:
             definition.write_text(net_definition(prototxt, caffemodel, dropped))
+        except ParseError:
+            if prototxt is None or dropped:
+                raise
+            definition = Path(prototxt)
         try:
             loaded = cv2.dnn.readNetFromCaffe(str(definition), str(caffemodel))
         except cv2.error as exc:

@@ -126,6 +126,8 @@ def net_definition(prototxt: PathLike | None, caffemodel: PathLike,
     """The net definition as prototxt text, without the layers named in ``dropped`` (for a
     framework that must not see them). Without a prototxt it comes from the caffemodel (its
     learned blobs left out: the framework reads them from the caffemodel by layer name).
+    A Pooling's ``round_mode: CEIL``, Caffe's default, is left unwritten (OpenCV 4 cannot run
+    a Pooling that writes ``round_mode`` at all).
 
     Raises:
         ParseError: the file cannot be read with Caffe's own schema.
@@ -147,6 +149,11 @@ def net_definition(prototxt: PathLike | None, caffemodel: PathLike,
                          f"schema: {' '.join(str(exc).split())}") from None
     _drop_layers(message.layer, dropped)
     _drop_layers(message.layers, dropped)  # the V1 format
+    for layer in message.layer:
+        pooling = layer.pooling_param
+        if layer.HasField("pooling_param") and pooling.HasField("round_mode") \
+                and pooling.round_mode == caffe_pb2.PoolingParameter.CEIL:
+            pooling.ClearField("round_mode")
     return str(text_format.MessageToString(message))
 
 
