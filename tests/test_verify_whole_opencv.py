@@ -250,3 +250,12 @@ def test_pycaffe_reference_matches_the_recorded_blobs(tmp_path: Path, net: str) 
     result = CliRunner().invoke(main, ["verify", "--whole", str(prototxt), str(caffemodel),
                                        str(weights), "--reference", "pycaffe"])
     assert result.exit_code == 0, result.output
+
+
+def test_nothing_compared_is_exit_2(tmp_path: Path) -> None:
+    weights = _convert("densenet_block", tmp_path)
+    only_input = tmp_path / "only_input.npz"  # a dump holding the input and no other blob
+    np.savez(only_input, data=np.load(WHOLE / "densenet_block" / "input.npy"))
+    result = CliRunner().invoke(main, ["verify", "--whole", *map(str, _files("densenet_block")),
+                                       str(weights), "--expected", str(only_input), "--json"])
+    assert result.exit_code == 2 and json.loads(result.stdout)["verdict"] == "nothing checked"
