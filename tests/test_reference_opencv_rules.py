@@ -114,3 +114,23 @@ def _no_weights(tmp_path: Path) -> Path:
     path = tmp_path / "empty.caffemodel"  # a NetParameter without layers
     path.write_bytes(b"")
     return path
+
+
+@pytest.mark.parametrize(("stride", "overhangs"), [(3, True), (2, False)])
+def test_pooling_window_past_the_input_is_not_checked(tmp_path: Path, stride: int,
+                                                      overhangs: bool) -> None:
+    path = _one_layer(tmp_path, "Pooling", f"pooling_param {{ pool: MAX kernel_size: 2 "
+                                           f"stride: {stride} }}")
+    net = cv2.dnn.readNetFromCaffe(str(path))
+    net.setInput(X, "in0")
+    got = net.forward("l")
+    # Caffe on width 6, k2 s3: ceil((6 - 2) / 3) + 1 = 3 columns; the third window starts at
+    # column 6, past the input, and holds -FLT_MAX (CAFFE_SEMANTICS.md)
+    if overhangs:
+        assert got.shape[3] == 3 and not np.any(got[..., 2] == -np.finfo(np.float32).max)
+    ref = opencv_reference(load_net(path, None), path, _no_weights(tmp_path), {"in0": X})
+    assert ("out" in ref.not_checked) == overhangs
+    if overhangs:
+        assert ref.not_checked["out"] == ("layer 'l' (Pooling): Caffe's last window starts "
+                                          "past the input (it writes -FLT_MAX or NaN there), "
+                                          "OpenCV's does not")

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import BnConvertError, ParseError
+from ..graph.blobs import BlobGraph
+from ..graph.shapes import infer_shapes
 from ..read.net import Layer, Net
 from ..verify.external import ReferenceUnavailableError
 from .handlers import LEFT_OUT
@@ -139,6 +141,26 @@ def _own_reason(layer: Layer) -> str | None:
     return rule(layer) if rule is not None else None
 
 
+def _overhanging_pools(net: Net, inputs: dict[str, np.ndarray]) -> dict[str, str]:
+    """Pooling layers whose last ceil-rounded window starts past the input (pad 0, e.g. k2 s3
+    on 6): Caffe writes -FLT_MAX (MAX) or NaN (AVE) there, OpenCV does not (measured: 0)."""
+    shapes = infer_shapes(net, {name: value.shape for name, value in inputs.items()})
+    reads = BlobGraph(net).inputs
+    found = {}
+    for layer in net.layers:
+        p: Any = layer.params
+        if layer.type != "Pooling" or p.global_pooling or p.round_mode != "CEIL" \
+                or p.kernel is None or p.pad != (0, 0):
+            continue
+        shape = shapes.get(reads[layer.index][0])
+        if shape is not None and len(shape) == 4 and any(
+                (-(-(size - k) // s)) * s >= size
+                for size, k, s in zip(shape[2:], p.kernel, p.stride, strict=True)):
+            found[layer.name] = ("Caffe's last window starts past the input (it writes "
+                                 "-FLT_MAX or NaN there), OpenCV's does not")
+    return found
+
+
 def opencv_reference(net: Net, prototxt: PathLike | None, caffemodel: PathLike,
                      inputs: dict[str, np.ndarray]) -> ReferenceBlobs:
     """Every blob of ``net`` after OpenCV's forward on ``inputs``.
@@ -155,8 +177,8 @@ def opencv_reference(net: Net, prototxt: PathLike | None, caffemodel: PathLike,
         OpenCVError: OpenCV cannot load or run what is left of the net.
     """
     cv2 = _import_cv2()
-    untrusted = untrusted_layers(net, {x.name: r for x in net.layers
-                                       if (r := _own_reason(x)) is not None})
+    own = {x.name: r for x in net.layers if (r := _own_reason(x)) is not None}
+    untrusted = untrusted_layers(net, {**_overhanging_pools(net, inputs), **own})
     sources = _sources(net, untrusted)
     names = sorted({s[0] for s in sources.values() if isinstance(s, tuple)}, key=_order(net))
     outputs = _run(cv2, _load(cv2, net, prototxt, caffemodel, frozenset(untrusted)),
