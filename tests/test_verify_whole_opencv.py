@@ -259,3 +259,21 @@ def test_nothing_compared_is_exit_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["verify", "--whole", *map(str, _files("densenet_block")),
                                        str(weights), "--expected", str(only_input), "--json"])
     assert result.exit_code == 2 and json.loads(result.stdout)["verdict"] == "nothing checked"
+
+
+def test_a_dummy_data_placeholder_is_the_input(tmp_path: Path) -> None:
+    prototxt, caffemodel = _files("densenet_block")
+    text = prototxt.read_text()
+    dummy = tmp_path / "deploy.prototxt"  # the deploy input declared as DummyData instead
+    dummy.write_text(text.replace('type: "Input"', 'type: "DummyData"', 1)
+                     .replace("input_param", "dummy_data_param", 1))
+    assert dummy.read_text().count("DummyData") == 1
+    out = tmp_path / "m.pt"
+    runner = CliRunner()
+    result = runner.invoke(main, ["convert", str(dummy), str(caffemodel), "-o", str(out),
+                                  "--module", str(tmp_path / "m.py")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["verify", "--whole", str(dummy), str(caffemodel), str(out),
+                                  "--reference", "opencv", "--input",
+                                  str(WHOLE / "densenet_block" / "input.npy")])
+    assert result.exit_code == 0 and result.output.startswith("match: 15 blobs"), result.output

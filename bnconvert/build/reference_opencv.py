@@ -34,7 +34,7 @@ __all__ = ["OpenCVError", "opencv_reference", "opencv_differs", "OPENCV_RULES"]
 
 PathLike = str | os.PathLike[str]
 Rule = Callable[[Layer], "str | None"]
-_INPUT_TYPES = frozenset({"Input"})
+_INPUT_TYPES = frozenset({"Input", "DummyData"})  # the built module's inputs
 
 #: Caffe layer type -> why OpenCV does not compute that layer as Caffe does (None: it does).
 OPENCV_RULES: dict[str, Rule] = {}

@@ -48,9 +48,9 @@ def pycaffe_reference(net: Net, prototxt: PathLike | None, caffemodel: PathLike,
     caffe = import_caffe()
     with tempfile.TemporaryDirectory(prefix="bnconvert-pycaffe-") as folder:
         definition = prototxt
-        if definition is None:
-            definition = Path(folder, "net.prototxt")
-            definition.write_text(net_definition(None, caffemodel))
+        if definition is None or any(x.type == "DummyData" for x in net.layers):
+            definition = Path(folder, "net.prototxt")  # the placeholder becomes an Input
+            definition.write_text(net_definition(prototxt, caffemodel))
         model = caffe.Net(str(definition), str(caffemodel), caffe.TEST)
     for name, value in inputs.items():
         model.blobs[name].reshape(*value.shape)

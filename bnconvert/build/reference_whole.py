@@ -127,7 +127,9 @@ def net_definition(prototxt: PathLike | None, caffemodel: PathLike,
     framework that must not see them). Without a prototxt it comes from the caffemodel (its
     learned blobs left out: the framework reads them from the caffemodel by layer name).
     A Pooling's ``round_mode: CEIL``, Caffe's default, is left unwritten (OpenCV 4 cannot run
-    a Pooling that writes ``round_mode`` at all).
+    a Pooling that writes ``round_mode`` at all). A ``DummyData`` layer, the deploy placeholder
+    the built module takes as an input, becomes an ``Input`` of its shape (so that the
+    framework runs on the same input instead of DummyData's filler).
 
     Raises:
         ParseError: the file cannot be read with Caffe's own schema.
@@ -150,11 +152,26 @@ def net_definition(prototxt: PathLike | None, caffemodel: PathLike,
     _drop_layers(message.layer, dropped)
     _drop_layers(message.layers, dropped)  # the V1 format
     for layer in message.layer:
+        if layer.type == "DummyData":
+            _dummy_to_input(layer)
         pooling = layer.pooling_param
         if layer.HasField("pooling_param") and pooling.HasField("round_mode") \
                 and pooling.round_mode == caffe_pb2.PoolingParameter.CEIL:
             pooling.ClearField("round_mode")
     return str(text_format.MessageToString(message))
+
+
+def _dummy_to_input(layer: Any) -> None:
+    """A DummyData layer rewritten as an Input of the same shapes (``shape`` or the legacy
+    num/channels/height/width lists)."""
+    dummy = layer.dummy_data_param
+    shapes = [list(x.dim) for x in dummy.shape] or [
+        list(dims) for dims in zip(dummy.num, dummy.channels, dummy.height, dummy.width,
+                                   strict=False)]
+    layer.ClearField("dummy_data_param")
+    layer.type = "Input"
+    for dims in shapes:
+        layer.input_param.shape.add(dim=dims)
 
 
 def _drop_layers(layers: Any, dropped: frozenset[str]) -> None:
