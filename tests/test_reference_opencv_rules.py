@@ -134,3 +134,27 @@ def test_pooling_window_past_the_input_is_not_checked(tmp_path: Path, stride: in
         assert ref.not_checked["out"] == ("layer 'l' (Pooling): Caffe's last window starts "
                                           "past the input (it writes -FLT_MAX or NaN there), "
                                           "OpenCV's does not")
+
+
+def test_max_pool_mask_top_is_caffes(tmp_path: Path) -> None:
+    # Caffe's mask (CAFFE_SEMANTICS.md): per channel the flat index h*W + w of the maximum,
+    # the first in scan order on ties, padded cells never win; ceil rounding, clip rule
+    x = np.random.default_rng(1).standard_normal((2, 3, 7, 9)).astype(np.float32)
+    x[0, 0, :2, :2] = 5.0
+    path = tmp_path / "mask.prototxt"
+    path.write_text('name: "m"\nlayer { name: "data" type: "Input" top: "data" input_param { '
+                    "shape { dim: 2 dim: 3 dim: 7 dim: 9 } } }\n"
+                    'layer { name: "pool" type: "Pooling" bottom: "data" top: "pool" '
+                    'top: "mask" pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 } }\n')
+    values = np.full((2, 3, 4, 5), -np.inf, np.float32)
+    mask = np.zeros((2, 3, 4, 5), np.float32)
+    for i in range(4):
+        for j in range(5):
+            for h in range(max(2 * i - 1, 0), min(2 * i + 2, 7)):
+                for w in range(max(2 * j - 1, 0), min(2 * j + 2, 9)):
+                    better = x[:, :, h, w] > values[:, :, i, j]
+                    values[:, :, i, j] = np.where(better, x[:, :, h, w], values[:, :, i, j])
+                    mask[:, :, i, j] = np.where(better, h * 9 + w, mask[:, :, i, j])
+    ref = opencv_reference(load_net(path, None), path, _no_weights(tmp_path), {"data": x})
+    assert not ref.not_checked
+    assert np.array_equal(ref.values["pool"], values) and np.array_equal(ref.values["mask"], mask)

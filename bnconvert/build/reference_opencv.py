@@ -192,8 +192,10 @@ def opencv_reference(net: Net, prototxt: PathLike | None, caffemodel: PathLike,
             not_checked[blob] = untrusted[layer.name]
         elif isinstance(source := sources[blob], str):
             values[blob] = inputs[source]
-        else:
+        elif source[1] < len(outputs[source[0]]):
             values[blob] = outputs[source[0]][source[1]]
+        else:
+            not_checked[blob] = f"OpenCV gives layer {source[0]!r} no top #{source[1]}"
     return ReferenceBlobs("opencv", values, not_checked, inputs)
 
 
