@@ -3,7 +3,9 @@
 on the same inputs, every layer's outputs requested by layer name.
 
 Fusion is switched off (``enableFusion(False)``): fused, a Convolution's output would be
-reported after the ReLU/BatchNorm OpenCV folded into it. So is Winograd convolution
+reported after the ReLU/BatchNorm OpenCV folded into it. (OpenCV 4.14 does not fuse a layer
+whose output is requested, and every layer's is: measured equal with fusion on; switching it
+off keeps that from depending on OpenCV's version.) So is Winograd convolution
 (``enableWinograd(False)``, OpenCV >= 4.7), which rounds 3x3 convolutions differently from
 Caffe's direct GEMM (on vgg_style_lrn's norm2: 8.7e-6 of the magnitude from Caffe with it,
 1.6e-6 without). ``forwardAndRetrieve`` gives every top
