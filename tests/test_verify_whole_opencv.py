@@ -210,6 +210,12 @@ def test_usage(tmp_path: Path) -> None:
     neither = runner.invoke(main, ["verify", "--whole", prototxt, caffemodel, str(weights)])
     assert neither.exit_code == 2
     assert "--whole needs --expected BLOBS.npz (a pycaffe dump) or --reference" in neither.output
+    dumped_and_input = runner.invoke(main, [
+        "verify", "--whole", prototxt, caffemodel, str(weights), "--expected",
+        str(WHOLE / "densenet_block" / "blobs.npz"), "--input",
+        str(WHOLE / "densenet_block" / "input.npy")])
+    assert dumped_and_input.exit_code == 2
+    assert "--input applies to --reference, not --expected" in dumped_and_input.output
     np.save(tmp_path / "x.npy", np.zeros((2, 16, 8), np.float32))
     code, output = _verify("densenet_block", weights, "--input", str(tmp_path / "x.npy"))
     assert code == 2 and "--input has shape [2, 16, 8]; the net's input 'data' is declared " \
