@@ -301,7 +301,8 @@ def inspect(files: tuple[Path, ...], as_json: bool, whole: bool, flavor: str | N
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A .npy input for the net's first input blob; used for the BatchNorms that "
-                   "read it directly (others say it was not used).")
+                   "read it directly (others say it was not used); with --whole --reference, "
+                   "what the net runs on.")
 @click.option("--atol", type=click.FloatRange(min=0), default=None,
               help="Absolute tolerance added to the allowed error (default 0).")
 @click.option("--rtol", type=click.FloatRange(min=0), default=None,
@@ -325,7 +326,8 @@ def inspect(files: tuple[Path, ...], as_json: bool, whole: bool, flavor: str | N
 @_FLAVOR
 @click.option("--whole", is_flag=True,
               help="Check a whole-model state_dict (convert --module) end to end, blob by blob, "
-                   "against --expected.")
+                   "against --expected, or against --reference opencv|pycaffe run on the same "
+                   "net (on --input, else seeded noise of the declared shape).")
 @click.option("--expected", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="With --whole: a .npz of every blob dumped from pycaffe after net.forward().")
 def verify(files: tuple[Path, ...], input_path: Path | None, atol: float | None,
@@ -342,7 +344,7 @@ def verify(files: tuple[Path, ...], input_path: Path | None, atol: float | None,
     if len(files) not in (2, 3):
         raise click.UsageError("expected [PROTOTXT] CAFFEMODEL CONVERTED (two or three files)")
     if whole or expected:
-        _verify_whole(files, expected, rtol, as_json, reference)
+        _verify_whole(files, expected, rtol, as_json, reference, (input_path, seed))
     if target is not None:
         _verify_target(files, target, target_kwargs, map_file, flavor, seed)
     from .usage import manifest_usage_problem
@@ -394,24 +396,45 @@ def _verify_target(files: tuple[Path, ...], spec: str, kwargs_text: str | None,
 
 
 def _verify_whole(files: tuple[Path, ...], expected: Path | None, rtol: float | None,
-                  as_json: bool, reference: str) -> None:
+                  as_json: bool, reference: str, given: tuple[Path | None, int]) -> None:
     """``verify --whole``: exit 0 every blob matches, 1 one diverges, 2 nothing checked."""
-    _usage("--whole needs --expected BLOBS.npz (a pycaffe dump)" if expected is None else None)
     _usage("--expected needs --whole" if not click.get_current_context().params["whole"]
            else None)
-    _usage(f"--whole compares with --expected, not --reference {reference}"
-           if reference != "numpy" else None)
-    assert expected is not None
+    _usage("--whole needs --expected BLOBS.npz (a pycaffe dump) or --reference opencv|pycaffe"
+           if expected is None and reference == "numpy" else None)
+    _usage(f"--expected and --reference {reference} are exclusive: compare with a pycaffe dump "
+           "or with a reference run" if expected is not None and reference != "numpy" else None)
+    _usage("--input applies to --reference, not --expected (the dump holds the inputs)"
+           if expected is not None and given[0] is not None else None)
     prototxt, caffemodel, converted = (None, *files) if len(files) == 2 else files
     from .build.verify_whole import DEFAULT_WHOLE_RTOL, verify_whole
+    from .build.verify_whole_reference import verify_whole_reference
 
+    tolerance = DEFAULT_WHOLE_RTOL if rtol is None else rtol
     try:
-        report = verify_whole(prototxt, caffemodel, converted, expected,
-                              DEFAULT_WHOLE_RTOL if rtol is None else rtol)
+        if expected is not None:
+            report = verify_whole(prototxt, caffemodel, converted, expected, tolerance)
+        else:
+            report = verify_whole_reference(prototxt, caffemodel, converted, reference,
+                                            _whole_input(given[0]), given[1], tolerance)
     except BnConvertError as exc:
         _read_error(str(exc), as_json)
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.text())
-    sys.exit(0 if report.passed else 1)
+    sys.exit({"match": 0, "mismatch": 1}.get(report.verdict, 2))
+
+
+def _whole_input(path: Path | None) -> Any:
+    """``--input`` as an array for the whole-net reference (None when not given)."""
+    if path is None:
+        return None
+    import numpy as np
+
+    from .errors import ParseError
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ParseError(f"{path}: not a readable .npy array: {exc}") from None
 
 
 def _read_error(message: str, as_json: bool) -> None:
