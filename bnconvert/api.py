@@ -29,6 +29,7 @@ from .write.fingerprint import add_fingerprints, remove_stale_manifest, source_f
 from .write.guard import output_paths, refuse_inputs_as_outputs
 from .write.manifest import manifest_bytes, manifest_dict, manifest_path_for
 from .write.registry import WriteOptions, Writer, writer_for
+from .write.sync_behind import SyncBehind
 
 if TYPE_CHECKING:
     import torch
@@ -234,8 +235,9 @@ def save(records: Sequence[ConvertedLayer], output: PathLike, options: ConvertOp
 
 def _write_digested(writer: Writer, records: Sequence[ConvertedLayer], stream: BinaryIO,
                     options: WriteOptions) -> dict[str, Any]:
-    """Write the records and return the fingerprint of the bytes written."""
-    with DigestingStream(stream) as digesting:
+    """Write the records and return the fingerprint of the bytes written (the file is synced
+    to disk in the background as it grows: ``SyncBehind``)."""
+    with SyncBehind(stream) as synced, DigestingStream(cast(BinaryIO, synced)) as digesting:
         writer(records, cast(BinaryIO, digesting), options)
     return digesting.fingerprint()
 

@@ -22,7 +22,7 @@ import torch
 import bnconvert
 from bnconvert.errors import OutputError
 from bnconvert.write import fingerprint as fingerprint_module
-from bnconvert.write import pt_zip
+from bnconvert.write import pt_zip, sync_behind
 from bnconvert.write.digest import DigestingStream
 from tests.caffe_files import CASE_IDS, CASES, case_files, stored_blobs
 from tests.test_write_pt_zip import assert_same_state
@@ -128,3 +128,26 @@ def test_a_write_failing_midway_leaves_nothing(whole: bool, tmp_path: Path,
         bnconvert.convert(RESNET / "deploy.prototxt", RESNET / "model.caffemodel",
                           tmp_path / "fresh" / "model.pt", whole=whole)
     assert not (tmp_path / "fresh").exists()
+
+
+def test_output_is_synced_behind_the_writer(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    monkeypatch.setattr(sync_behind, "STEP", 1000)
+    monkeypatch.setattr(sync_behind.os, "fdatasync", lambda fd: synced.append(fd))
+    out = tmp_path / "whole.pt"
+    bnconvert.convert(RESNET / "deploy.prototxt", RESNET / "model.caffemodel", out, whole=True)
+    assert synced and torch.load(out, weights_only=True)
+
+
+def test_a_failing_background_sync_fails_the_write(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(sync_behind, "STEP", 1000)
+    monkeypatch.setattr(sync_behind.os, "fdatasync", failing)
+    with pytest.raises(OutputError, match=r"whole\.pt: writing failed: Input/output error"):
+        bnconvert.convert(RESNET / "deploy.prototxt", RESNET / "model.caffemodel",
+                          tmp_path / "whole.pt", whole=True)
+    assert list(tmp_path.iterdir()) == []
