@@ -151,6 +151,13 @@ def test_arrays_stream_in_chunks_with_right_crcs(tmp_path: Path,
                                  "big": base.astype(">f4"), "one_row": base[:1]}, tmp_path)
 
 
+def test_large_chunks_summed_beside_the_write_give_right_crcs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chunks, "CHUNK", 3 << 19)  # 1.5 MiB: summed in the pool, 3 per record
+    assert_loads_as_torch_saves({"a": _values("float32", (1024, 1100), 4),
+                                 "b": _values("float64", (3 << 17,), 5)}, tmp_path)
+
+
 def test_zip64_fields_are_read_by_torch_and_zipfile(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Records and offsets of 4 GiB and more take ZIP64 fields; with the limit lowered every

@@ -20,6 +20,7 @@ import hashlib
 import struct
 import zlib
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -33,6 +34,7 @@ __all__ = ["ZipRecordWriter", "write_pt_stream", "ALIGNMENT"]
 ALIGNMENT = 64  # torch.serialization: config.save.storage_alignment
 _LIMIT = 0xFFFFFFFF  # a size or offset at least this needs ZIP64 (as miniz decides)
 _MARK = 0xFFFFFFFF  # what a 32-bit field holds when its value is in the ZIP64 field
+_PARALLEL = 1 << 20  # chunks at least this large are summed while they are written
 _UTF8, _DESCRIPTOR = 0x0800, 0x0008  # general purpose flags: UTF-8 names, data descriptor
 
 
@@ -59,8 +61,9 @@ class ZipRecordWriter:
         b'hello'
     """
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, pool: Executor | None = None) -> None:
         self._stream = stream
+        self._pool = pool  # computes a large chunk's CRC-32 while the chunk is written
         self._offset = 0
         self._entries: list[_Entry] = []
         self.crc_of_all = 0  # CRC-32 of the records' CRC-32s, in order
@@ -68,6 +71,19 @@ class ZipRecordWriter:
     def _write(self, data: bytes | memoryview) -> None:
         self._stream.write(data)
         self._offset += len(data)
+
+    def _write_summed(self, chunk: bytes | memoryview, crc: int) -> int:
+        """Write ``chunk``; return the CRC-32 ``crc`` continued over it (for a large chunk
+        computed in the pool while the chunk is written: zlib and the write release the GIL)."""
+        if self._pool is None or len(chunk) < _PARALLEL:
+            self._write(chunk)
+            return zlib.crc32(chunk, crc)
+        summed = self._pool.submit(zlib.crc32, chunk, crc)
+        try:
+            self._write(chunk)
+        finally:
+            crc = summed.result()
+        return crc
 
     def add(self, name: str, chunks: Iterable[bytes | memoryview], size: int) -> None:
         """Write one record of ``size`` bytes, the concatenation of ``chunks``.
@@ -80,8 +96,7 @@ class ZipRecordWriter:
         self._write(_local_header(encoded, offset, size, flags))
         crc, written = 0, 0
         for chunk in chunks:
-            crc = zlib.crc32(chunk, crc)
-            self._write(chunk)
+            crc = self._write_summed(chunk, crc)
             written += len(chunk)
         if written != size:
             raise ValueError(f"zip record {name}: {written} bytes written, {size} announced")
@@ -142,8 +157,13 @@ def write_pt_stream(arrays: Mapping[str, np.ndarray], stream: BinaryIO) -> None:
     Raises:
         OutputError: an array's dtype has no torch storage type.
     """
-    archive = ZipRecordWriter(stream)
     pickled = state_dict_pickle(arrays)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bnconvert-crc32") as pool:
+        _write_records(arrays, pickled, ZipRecordWriter(stream, pool))
+
+
+def _write_records(arrays: Mapping[str, np.ndarray], pickled: bytes,
+                   archive: ZipRecordWriter) -> None:
     archive.add("archive/data.pkl", [pickled], len(pickled))
     for name, text in ((".format_version", "1"), (".storage_alignment", str(ALIGNMENT)),
                        ("byteorder", "little")):
