@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from .errors import BnConvertError, OutputError, UnsupportedLayerError
 from .fold.batch_norm import fold_batch_norm_chain
@@ -24,10 +24,12 @@ from .fold.options import FoldOptions
 from .read.net import Net, load_net
 from .records import ConvertedLayer, FoldedBatchNorm
 from .write.atomic import staged_files
+from .write.digest import DigestingStream
 from .write.fingerprint import add_fingerprints, remove_stale_manifest, source_fingerprints
 from .write.guard import output_paths, refuse_inputs_as_outputs
 from .write.manifest import manifest_bytes, manifest_dict, manifest_path_for
-from .write.registry import WriteOptions, writer_for
+from .write.registry import WriteOptions, Writer, writer_for
+from .write.sync_behind import SyncBehind
 
 if TYPE_CHECKING:
     import torch
@@ -218,14 +220,26 @@ def save(records: Sequence[ConvertedLayer], output: PathLike, options: ConvertOp
     with ThreadPoolExecutor(max_workers=1) as pool, \
             staged_files(make_dirs=True) as stage:  # the output and its manifest change together
         prints = pool.submit(source_fingerprints, sources or {}) if manifest_path else None
-        written = stage(output, lambda stream: writer(records, stream, options.write))
+        # The output's own fingerprint is computed from the bytes as they are written.
+        written: list[dict[str, Any]] = []
+        stage(output, lambda stream: written.append(_write_digested(writer, records, stream,
+                                                                    options.write)))
         if manifest_path is not None and prints is not None:
             described = manifest_dict(records, chosen, output, options.write, sources or {})
-            content = manifest_bytes(add_fingerprints(described, written, prints.result()))
+            content = manifest_bytes(add_fingerprints(described, written[0], prints.result()))
             stage(manifest_path, lambda stream: _write_all(stream, content))
     if manifest_path is None:
         remove_stale_manifest(manifest_path_for(output), output)
     return manifest_path
+
+
+def _write_digested(writer: Writer, records: Sequence[ConvertedLayer], stream: BinaryIO,
+                    options: WriteOptions) -> dict[str, Any]:
+    """Write the records and return the fingerprint of the bytes written (the file is synced
+    to disk in the background as it grows: ``SyncBehind``)."""
+    with SyncBehind(stream) as synced, DigestingStream(cast(BinaryIO, synced)) as digesting:
+        writer(records, cast(BinaryIO, digesting), options)
+    return digesting.fingerprint()
 
 
 def _write_all(stream: BinaryIO, content: bytes) -> None:

@@ -177,9 +177,9 @@ def convert(files: tuple[Path, ...], output: Path, fmt: str | None, affine: bool
            "--fold and --skip-unknown apply to --whole or --module only")
     prototxt, caffemodel = _split_files(files, need_model=True)
     assert caffemodel is not None
-    writer_for(output, fmt)  # imports the writer (torch for .pt) and checks the format first
-    # A one-shot process: keep torch's ~1e6 long-lived objects out of every later full
-    # collection (about 0.1 s of a conversion that otherwise costs little more than the import).
+    writer_for(output, fmt)  # imports the writer and checks the format first
+    # A one-shot process: keep the long-lived objects (torch's ~1e6 where an option imports
+    # it) out of every later full collection (about 0.1 s of a conversion with torch).
     gc.freeze()
     options = ConvertOptions(
         fold=FoldOptions(affine=affine or cudnn, strict=strict, clamp_eps=clamp_eps,

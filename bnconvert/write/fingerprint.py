@@ -46,11 +46,13 @@ def source_fingerprints(sources: dict[str, str | None]) -> dict[str, Any]:
     return {role: fingerprint(path) if path else None for role, path in sources.items()}
 
 
-def add_fingerprints(manifest: dict[str, Any], written: PathLike,
+def add_fingerprints(manifest: dict[str, Any], written: PathLike | dict[str, Any],
                      sources: dict[str, Any]) -> dict[str, Any]:
-    """The manifest with ``file_fingerprint`` (of ``written``, the output's bytes) and
-    ``source_fingerprints`` (``source_fingerprints(...)``' result)."""
-    return {**manifest, "file_fingerprint": fingerprint(written), "source_fingerprints": sources}
+    """The manifest with ``file_fingerprint`` (of ``written``, the output's bytes, or that
+    fingerprint itself when computed as they were written) and ``source_fingerprints``
+    (``source_fingerprints(...)``' result)."""
+    printed = written if isinstance(written, dict) else fingerprint(written)
+    return {**manifest, "file_fingerprint": printed, "source_fingerprints": sources}
 
 
 def describes(manifest: dict[str, Any], path: PathLike) -> bool | None:

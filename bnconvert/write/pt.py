@@ -1,20 +1,22 @@
-"""PyTorch state_dict files (``.pt``/``.pth``): written with ``torch.save``, read back with
-``torch.load(weights_only=True)``."""
+"""PyTorch state_dict files (``.pt``/``.pth``): written in ``torch.save``'s zip format without
+importing torch (``pt_zip``), read back with ``torch.load(weights_only=True)``."""
 
 from __future__ import annotations
 
 import pickle
-import warnings
 from collections.abc import Sequence
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
-import torch
 
 from ..errors import ParseError
 from ..records import ConvertedLayer
+from .pt_zip import write_pt_stream
 from .registry import LoadedFile, WriteOptions, loads, registers
 from .state_dict import group_by_key, state_dict_arrays
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["write_pt", "load_pt", "to_state_dict", "read_state_dict"]
 
@@ -28,20 +30,18 @@ def to_state_dict(records: Sequence[ConvertedLayer],
         >>> list(sd)[:3], tuple(sd["bn2a_branch1.running_var"].shape)
         (['bn2a_branch1.weight', 'bn2a_branch1.bias', 'bn2a_branch1.running_mean'], (16,))
     """
+    import torch
+
     return {key: torch.from_numpy(np.array(value, copy=True, order="C"))
             for key, value in state_dict_arrays(records, options).items()}
 
 
 @registers("pt")
 def write_pt(records: Sequence[ConvertedLayer], stream: BinaryIO, options: WriteOptions) -> None:
-    """Serialize the records' state_dict with ``torch.save``, from tensors that share the
-    arrays' memory (views of the caffemodel's memory map where possible: no copy of the
-    weights; ``torch.save`` only reads them)."""
-    with warnings.catch_warnings():  # read-only arrays: torch.save never writes to them
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        views = {key: torch.from_numpy(value)
-                 for key, value in state_dict_arrays(records, options).items()}
-    torch.save(views, stream)
+    """Stream the records' state_dict as ``torch.save`` would write it, from the arrays
+    (views of the caffemodel's memory map where possible, released as they are written: see
+    ``pt_zip.write_pt_stream``); needs numpy only, no torch."""
+    write_pt_stream(state_dict_arrays(records, options), stream)
 
 
 def read_state_dict(path: str) -> dict[str, torch.Tensor]:
@@ -51,6 +51,8 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
         ParseError: ``torch.load(weights_only=True)`` fails, or the file is not a dict of
             name -> tensor.
     """
+    import torch
+
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:

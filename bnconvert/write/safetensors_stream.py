@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import json
 import struct
-import sys
 from collections.abc import Mapping
 from typing import BinaryIO
 
 import numpy as np
 
-from ..read.pages import release_pages
+from .chunks import array_chunks
 
 __all__ = ["write_safetensors_stream", "safetensors_header"]
 
 _DTYPES = {"float32": "F32", "float64": "F64", "float16": "F16", "int64": "I64",
            "int32": "I32"}
-_CHUNK = 16 << 20  # bytes written (and released) at a time
 
 
 def safetensors_header(arrays: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> bytes:
@@ -50,11 +48,5 @@ def write_safetensors_stream(arrays: Mapping[str, np.ndarray], stream: BinaryIO,
     """Write ``arrays`` as a .safetensors file to ``stream`` without copying them whole."""
     stream.write(safetensors_header(arrays, metadata))
     for array in arrays.values():
-        flat = array if array.flags.c_contiguous else np.ascontiguousarray(array)
-        if flat.dtype.byteorder == ">" or (flat.dtype.byteorder == "=" and
-                                           sys.byteorder == "big"):
-            flat = flat.astype(flat.dtype.newbyteorder("<"))
-        data = flat.reshape(-1).view(np.uint8).data
-        for start in range(0, len(data), _CHUNK):
-            stream.write(data[start:start + _CHUNK])
-            release_pages(flat, start, min(start + _CHUNK, len(data)))
+        for chunk in array_chunks(array):
+            stream.write(chunk)
