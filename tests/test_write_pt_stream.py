@@ -134,7 +134,7 @@ def test_output_is_synced_behind_the_writer(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     synced: list[int] = []
     monkeypatch.setattr(sync_behind, "STEP", 1000)
-    monkeypatch.setattr(sync_behind.os, "fdatasync", lambda fd: synced.append(fd))
+    monkeypatch.setattr(sync_behind, "_SYNC", lambda fd: synced.append(fd))
     out = tmp_path / "whole.pt"
     bnconvert.convert(RESNET / "deploy.prototxt", RESNET / "model.caffemodel", out, whole=True)
     assert synced and torch.load(out, weights_only=True)
@@ -146,7 +146,7 @@ def test_a_failing_background_sync_fails_the_write(tmp_path: Path,
         raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(sync_behind, "STEP", 1000)
-    monkeypatch.setattr(sync_behind.os, "fdatasync", failing)
+    monkeypatch.setattr(sync_behind, "_SYNC", failing)
     with pytest.raises(OutputError, match=r"whole\.pt: writing failed: Input/output error"):
         bnconvert.convert(RESNET / "deploy.prototxt", RESNET / "model.caffemodel",
                           tmp_path / "whole.pt", whole=True)

@@ -17,6 +17,8 @@ from typing import Any, BinaryIO
 __all__ = ["SyncBehind"]
 
 STEP = 64 << 20
+#: ``os.fdatasync`` is missing on macOS and Windows; ``os.fsync`` does the same job there
+_SYNC = getattr(os, "fdatasync", os.fsync)
 
 
 class SyncBehind(io.BufferedIOBase):
@@ -64,7 +66,7 @@ class SyncBehind(io.BufferedIOBase):
 
     def _sync(self, fd: int) -> None:
         try:
-            os.fdatasync(fd)
+            _SYNC(fd)
         except OSError as exc:
             self._error = exc
 
