@@ -141,7 +141,7 @@ def caffe_outputs(layers: tuple[Layer, ...], inputs: list[str]) -> list[str]:
 
 def build_net(net: Net, records: Mapping[str, FoldedBatchNorm] | None = None,
               options: BuildOptions = BuildOptions(),
-              fused: Mapping[int, str] | None = None) -> BuiltNet:
+              fused: Mapping[int, str] | None = None, *, on_meta: bool = False) -> BuiltNet:
     """Build the module computing what Caffe's TEST-phase forward of ``net`` computes.
 
     Args:
@@ -150,9 +150,11 @@ def build_net(net: Net, records: Mapping[str, FoldedBatchNorm] | None = None,
         fused: with ``fold="fuse"``, the layers the weights fused a BN chain into (layer index
             -> BatchNorm name, from ``load_weights``' records); None decides by the graph.
         options: ``until``, input shapes, flavour override, class name.
+        on_meta: construct the modules on the meta device without PyTorch's random
+            initialisation, for a caller that assigns every tensor (``weights_first``).
 
     Returns:
-        The ``BuiltNet`` (its module holds freshly initialised parameters).
+        The ``BuiltNet`` (its module holds freshly initialised parameters, or meta tensors).
 
     Raises:
         UnsupportedLayerError: layers no handler builds, all listed in one message.
@@ -165,7 +167,7 @@ def build_net(net: Net, records: Mapping[str, FoldedBatchNorm] | None = None,
     analysis = pair_batch_norm_chains(net, options.flavour)
     ctx = BuildContext(net, fx.Graph(), nn.Module(), shapes, BlobGraph(net).inputs,
                        {c.batch_norm.index: c for c in analysis.chains}, dict(records or {}),
-                       bn_train=options.bn_train)
+                       bn_train=options.bn_train, on_meta=on_meta)
     fused = {} if options.fold != "fuse" else dict(fused) if fused is not None \
         else fusable(net, analysis)
     ctx.fused = frozenset(fused)
