@@ -25,6 +25,7 @@ from ..records import FoldedBatchNorm
 from .context import BuildContext, Made, Node
 from .fuse import fusable
 from .handlers import DATA_SOURCES, HANDLERS, LEFT_OUT, load_handlers
+from .inplace import make_relus_inplace
 
 __all__ = ["BuildOptions", "BuiltNet", "build_net", "class_name_for", "unsupported_layers"]
 
@@ -192,6 +193,7 @@ def build_net(net: Net, records: Mapping[str, FoldedBatchNorm] | None = None,
     nodes = [env[name] for name in outputs]
     ctx.graph.output(nodes[0] if len(nodes) == 1 else tuple(nodes))
     used = _prune_inputs(ctx.graph, notes)
+    make_relus_inplace(ctx.graph, ctx.root, ctx.made, net, {n.name for n in env.values()})
     name = options.class_name or class_name_for(net.name)
     module = fx.GraphModule(ctx.root, ctx.graph, class_name=name)
     hidden = _fused_away(net, fused, writers)
