@@ -113,21 +113,23 @@ def build_times(rounds: int, only: str | None = None) -> dict[str, float]:
 
 
 def _forward_medians(models: dict[str, nn.Module], x: torch.Tensor,
-                     rounds: int) -> dict[str, float]:
-    """Median seconds of one forward of each model, the models interleaved in every round
-    and their order rotated from round to round."""
+                     rounds: int) -> dict[str, tuple[float, float]]:
+    """Median wall and CPU (``time.process_time``: every thread of this process) seconds of
+    one forward of each model, the models interleaved in every round and their order rotated
+    from round to round."""
     names = list(models)
-    times: dict[str, list[float]] = {name: [] for name in names}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     with torch.inference_mode():
         for name in names:
             models[name](x)  # warm-up
         for round_index in range(rounds):
             shift = round_index % len(names)
             for name in names[shift:] + names[:shift]:
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 models[name](x)
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+                times[name].append((time.perf_counter() - start, time.process_time() - cpu))
+    return {name: (statistics.median(w for w, _ in values),
+                   statistics.median(c for _, c in values)) for name, values in times.items()}
 
 
 def forward_models() -> tuple[dict[str, nn.Module], list[str]]:
@@ -155,17 +157,21 @@ _RATIOS = (("ResNet-50 built", "ResNet-50 torchvision"),
 
 
 def forward_times(rounds: int, batches: list[int]) -> dict[str, float]:
-    """Medians of interleaved forwards (ms) and the built/hand-written ratios."""
+    """Medians of interleaved forwards (ms, wall and CPU) and the built/hand-written ratios."""
     models, notes = forward_models()
     for note in notes:
         print(note)
     out: dict[str, float] = {}
     for batch in batches:
         medians = _forward_medians(models, torch.randn(batch, 3, 224, 224), rounds)
-        out.update({f"{name} batch {batch} (ms)": 1e3 * v for name, v in medians.items()})
+        for name, (wall, cpu) in medians.items():
+            out[f"{name} batch {batch}: wall ms"] = 1e3 * wall
+            out[f"{name} batch {batch}: CPU ms"] = 1e3 * cpu
         for built, hand in _RATIOS:
             if hand in medians:
-                out[f"ratio {built} / {hand} batch {batch}"] = medians[built] / medians[hand]
+                for i, kind in enumerate(("wall", "CPU")):
+                    out[f"ratio {built} / {hand} batch {batch}: {kind}"] = \
+                        medians[built][i] / medians[hand][i]
     return out
 
 
@@ -175,10 +181,10 @@ def dispatch_overhead(rounds: int) -> dict[str, float]:
     models, _ = forward_models()
     meta = {name: model.to("meta") for name, model in models.items()}
     medians = _forward_medians(meta, torch.empty(8, 3, 224, 224, device="meta"), rounds * 20)
-    out = {f"meta-device forward {name} (ms)": 1e3 * v for name, v in medians.items()}
+    out = {f"meta-device forward {name}: CPU ms": 1e3 * v[1] for name, v in medians.items()}
     for built, hand in _RATIOS:
         if hand in medians:
-            out[f"meta ratio {built} / {hand}"] = medians[built] / medians[hand]
+            out[f"meta ratio {built} / {hand}: CPU"] = medians[built][1] / medians[hand][1]
     return out
 
 
