@@ -19,7 +19,6 @@ import click
 
 from ._version import __version__
 from .errors import BnConvertError
-from .flavours import selectable_ids
 from .write.registry import EXTENSIONS, supported_formats
 
 if TYPE_CHECKING:
@@ -67,8 +66,30 @@ def _t7_only_options(cudnn: bool) -> list[str]:
     return given + (["--cudnn"] if cudnn else [])
 
 
+class _FlavourChoice(click.Choice):
+    """``--flavor``'s choices, read from the flavour registry when click first needs them:
+    the registry imports the net reader and protobuf, which ``--help`` and ``--version`` of
+    other commands need not pay for."""
+
+    def __init__(self) -> None:
+        self._loaded: tuple[str, ...] | None = None
+        super().__init__(())
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        if self._loaded is None:
+            from .flavours import selectable_ids
+
+            self._loaded = selectable_ids()
+        return self._loaded
+
+    @choices.setter
+    def choices(self, value: tuple[str, ...]) -> None:
+        """``click.Choice.__init__`` stores the placeholder; the registry's ids replace it."""
+
+
 _FLAVOR = click.option(
-    "--flavor", type=click.Choice(selectable_ids()),
+    "--flavor", type=_FlavourChoice(),
     help="Which Caffe's BN layers these are, when the files are ambiguous (default: detected "
          "from layer type, parameters and blobs).")
 _FILES = click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))

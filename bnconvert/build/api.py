@@ -12,8 +12,8 @@ from ..fold.options import FoldOptions
 from ..graph.shapes import Shape
 from ..read.net import Net, load_net
 from ..records import FoldedBatchNorm
-from ..whole.records import LearnedLayer
 from .network import BuildOptions, BuiltNet, build_net
+from .weights_first import assign_weights, paused_gc
 
 __all__ = ["load_model", "build_model", "FOLD_MODES"]
 
@@ -35,22 +35,22 @@ def build_model(net: Net, options: BuildOptions | None = None,
         built.module.eval()
         return built
     from ..api import to_state_dict, whole_net
+    from ..whole.records import LearnedLayer  # (the weights' side: not needed to build)
 
     learned = whole_net(net, options.fold, FoldOptions(flavour=options.flavour))
     index = {layer.name: layer.index for layer in net.layers}
     fused = {index[r.name]: r.fused.batch_norm for r in learned
              if isinstance(r, LearnedLayer) and r.fused is not None}
     records = {r.name: r for r in learned if isinstance(r, FoldedBatchNorm)}
-    with torch.device("meta"):  # no random initialisation of parameters that get loaded
-        built = build_net(net, records, options, fused)
-    built.module.to_empty(device="cpu")
+    # On meta without random initialisation: every tensor is then assigned from the weights.
+    built = build_net(net, records, options, fused, on_meta=True)
     state = to_state_dict(learned)  # the weights `convert --whole` writes (load_weights)
     if options.bn_train == "caffe":  # CaffeBatchNorm's own buffers (built on meta: empty)
         state.update(_caffe_buffers(records))
     if options.until is not None:  # the layers after it are not built
         wanted = built.module.state_dict().keys()
         state = {k: v for k, v in state.items() if k in wanted}
-    built.module.load_state_dict(state, strict=True)
+    assign_weights(built.module, state, net.describe())
     built.module.eval()
     return built
 
@@ -106,8 +106,8 @@ def load_model(prototxt: PathLike, caffemodel: PathLike | None = None, *, fold: 
     """
     if fold not in FOLD_MODES:
         raise ValueError(f"fold={fold!r}: expected one of {', '.join(FOLD_MODES)}")
-    net = load_net(prototxt, caffemodel)
     options = BuildOptions(until=until, inputs=inputs, flavour=flavour, class_name=class_name,
                            bn_train=bn_train,
                            fold=fold)
-    return build_model(net, options).module
+    with paused_gc():  # one full collection of torch's heap would cost more than the build
+        return build_model(load_net(prototxt, caffemodel), options).module

@@ -21,6 +21,7 @@ from ..graph.shapes import Shape
 from ..naming import key_for_layer_name
 from ..read.net import Layer, Net
 from ..records import FoldedBatchNorm
+from .weights_first import construct_on_meta
 
 __all__ = ["BuildContext", "Made", "Node"]
 
@@ -57,6 +58,8 @@ class BuildContext:
         fused: indices of the layers a BN chain is fused into (they get a bias).
         bn_train: ``"caffe"``: BatchNorms that keep training as Caffe does
             (``CaffeBatchNorm*d``), None for ``torch.nn.BatchNorm*d``.
+        on_meta: modules are constructed on the meta device without random initialisation
+            (``weights_first``): the caller assigns every tensor from the caffemodel.
     """
 
     net: Net
@@ -69,6 +72,7 @@ class BuildContext:
     made: dict[str, Made] = field(default_factory=dict)
     bn_train: str | None = None
     fused: frozenset[int] = frozenset()
+    on_meta: bool = False
 
     def bottom_shapes(self, layer: Layer) -> list[Shape]:
         """The shapes of the layer's bottoms (every one is known when a handler runs)."""
@@ -81,7 +85,9 @@ class BuildContext:
     def call(self, layer: Layer, made: Made, args: Sequence[Node]) -> Node:
         """Add the layer's module (named by its key) and a node calling it on ``args``."""
         name = key_for_layer_name(layer.name)
-        self.root.add_module(name, made.build())
+        module = construct_on_meta(made.factory, made.args, made.kwargs) if self.on_meta \
+            else made.build()
+        self.root.add_module(name, module)
         self.made[name] = made
         return self.graph.call_module(name, tuple(args))
 

@@ -25,6 +25,7 @@ from ..records import FoldedBatchNorm
 from .context import BuildContext, Made, Node
 from .fuse import fusable
 from .handlers import DATA_SOURCES, HANDLERS, LEFT_OUT, load_handlers
+from .inplace import make_relus_inplace
 
 __all__ = ["BuildOptions", "BuiltNet", "build_net", "class_name_for", "unsupported_layers"]
 
@@ -141,7 +142,7 @@ def caffe_outputs(layers: tuple[Layer, ...], inputs: list[str]) -> list[str]:
 
 def build_net(net: Net, records: Mapping[str, FoldedBatchNorm] | None = None,
               options: BuildOptions = BuildOptions(),
-              fused: Mapping[int, str] | None = None) -> BuiltNet:
+              fused: Mapping[int, str] | None = None, *, on_meta: bool = False) -> BuiltNet:
     """Build the module computing what Caffe's TEST-phase forward of ``net`` computes.
 
     Args:
@@ -150,9 +151,11 @@ def build_net(net: Net, records: Mapping[str, FoldedBatchNorm] | None = None,
         fused: with ``fold="fuse"``, the layers the weights fused a BN chain into (layer index
             -> BatchNorm name, from ``load_weights``' records); None decides by the graph.
         options: ``until``, input shapes, flavour override, class name.
+        on_meta: construct the modules on the meta device without PyTorch's random
+            initialisation, for a caller that assigns every tensor (``weights_first``).
 
     Returns:
-        The ``BuiltNet`` (its module holds freshly initialised parameters).
+        The ``BuiltNet`` (its module holds freshly initialised parameters, or meta tensors).
 
     Raises:
         UnsupportedLayerError: layers no handler builds, all listed in one message.
@@ -165,7 +168,7 @@ def build_net(net: Net, records: Mapping[str, FoldedBatchNorm] | None = None,
     analysis = pair_batch_norm_chains(net, options.flavour)
     ctx = BuildContext(net, fx.Graph(), nn.Module(), shapes, BlobGraph(net).inputs,
                        {c.batch_norm.index: c for c in analysis.chains}, dict(records or {}),
-                       bn_train=options.bn_train)
+                       bn_train=options.bn_train, on_meta=on_meta)
     fused = {} if options.fold != "fuse" else dict(fused) if fused is not None \
         else fusable(net, analysis)
     ctx.fused = frozenset(fused)
@@ -190,6 +193,7 @@ def build_net(net: Net, records: Mapping[str, FoldedBatchNorm] | None = None,
     nodes = [env[name] for name in outputs]
     ctx.graph.output(nodes[0] if len(nodes) == 1 else tuple(nodes))
     used = _prune_inputs(ctx.graph, notes)
+    make_relus_inplace(ctx.graph, ctx.root, ctx.made, net, {n.name for n in env.values()})
     name = options.class_name or class_name_for(net.name)
     module = fx.GraphModule(ctx.root, ctx.graph, class_name=name)
     hidden = _fused_away(net, fused, writers)

@@ -97,7 +97,10 @@ class BlobRef:
             chunk.frombytes(raw)
             if sys.byteorder == "big":
                 chunk.byteswap()
-            out.fromlist(chunk.tolist())  # doubles cast to float32 (too large: inf), as Caffe
+            if chunk.typecode == "f":
+                out.extend(chunk)
+            else:  # doubles cast to float32 (too large: inf), as Caffe
+                out.fromlist(chunk.tolist())
         return out.tolist()
 
     def values(self) -> np.ndarray:
