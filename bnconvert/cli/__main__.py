@@ -1,0 +1,5 @@
+"""``python -m bnconvert.cli``."""
+
+from . import main
+
+main()
