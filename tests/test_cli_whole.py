@@ -51,6 +51,22 @@ def test_convert_module_then_verify_whole_passes(tmp_path: Path) -> None:
     assert code == 0 and report["verdict"] == "match" and report["first_diverging"] is None
 
 
+def test_module_over_a_whole_conversion_leaves_no_stale_manifest(tmp_path: Path) -> None:
+    """--module writes no manifest; one left by an earlier --whole conversion to the same
+    output would describe a file that is gone (verify would refuse it), so it is removed."""
+    prototxt, caffemodel, _ = _files("densenet_block")
+    out, other = tmp_path / "model.pt", tmp_path / "notes.json"
+    other.write_text('{"mine": true}')
+    done = CliRunner().invoke(main, ["convert", prototxt, caffemodel, "-o", str(out), "--whole"])
+    assert done.exit_code == 0 and (tmp_path / "model.pt.json").exists(), done.output
+    before = out.read_bytes()
+    assert _convert("densenet_block", tmp_path) == out and out.read_bytes() != before
+    assert not (tmp_path / "model.pt.json").exists()
+    assert other.read_text() == '{"mine": true}'  # other JSON files are never touched
+    code, output = _verify("densenet_block", out)
+    assert code == 0, output
+
+
 def test_one_weight_changed_is_named(tmp_path: Path) -> None:
     weights = _convert("densenet_block", tmp_path)
     state = torch.load(weights, weights_only=True)

@@ -16,7 +16,9 @@ import torch
 from ..errors import OutputError
 from ..read.net import load_net
 from ..write.atomic import write_files_atomically
+from ..write.fingerprint import remove_stale_manifest
 from ..write.guard import refuse_inputs_as_outputs
+from ..write.manifest import manifest_path_for
 from .api import build_model
 from .network import BuildOptions, BuiltNet
 from .source import module_source
@@ -29,7 +31,9 @@ PathLike = str | os.PathLike[str]
 def write_model_files(prototxt: PathLike | None, caffemodel: PathLike, output: PathLike,
                       module_path: PathLike, options: BuildOptions | None = None) -> BuiltNet:
     """Build the net with its weights and write ``output`` (state_dict, ``.pt``) and
-    ``module_path`` (Python source importing only torch) together, or neither.
+    ``module_path`` (Python source importing only torch) together, or neither. A bnconvert
+    manifest of an earlier file at ``output`` (``OUTPUT.json``) is removed: it would describe
+    a file that is gone.
 
     Raises:
         OutputError: an output is an input, both outputs are one file, not a ``.pt`` output.
@@ -53,4 +57,6 @@ def write_model_files(prototxt: PathLike | None, caffemodel: PathLike, output: P
         stream.write(source)
 
     write_files_atomically([(Path(output), weights), (Path(module_path), code)], make_dirs=True)
+    # A manifest left by an earlier conversion to this output no longer describes it.
+    remove_stale_manifest(manifest_path_for(output), Path(output))
     return built
