@@ -58,5 +58,5 @@ def write_model_files(prototxt: PathLike | None, caffemodel: PathLike, output: P
 
     write_files_atomically([(Path(output), weights), (Path(module_path), code)], make_dirs=True)
     # A manifest left by an earlier conversion to this output no longer describes it.
-    remove_stale_manifest(manifest_path_for(output), Path(output))
+    remove_stale_manifest(manifest_path_for(Path(output)), Path(output))
     return built
