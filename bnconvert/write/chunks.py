@@ -11,15 +11,19 @@ slices at a time, each block at most about ``CHUNK`` bytes (or one slice, if lar
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
+from typing import TypeVar
 
 import numpy as np
 
 from ..read.pages import release_pages
 
-__all__ = ["CHUNK", "array_chunks", "little_endian"]
+__all__ = ["CHUNK", "array_chunks", "little_endian", "write_while_computing"]
 
 CHUNK = 16 << 20  # bytes written (and released) at a time
+PARALLEL = 1 << 20  # chunks at least this large are checksummed while they are written
+T = TypeVar("T")
 
 
 def little_endian(dtype: np.dtype) -> np.dtype:
@@ -54,3 +58,26 @@ def array_chunks(array: np.ndarray, chunk: int | None = None) -> Iterator[memory
 def _contiguous(array: np.ndarray) -> np.ndarray:
     """A C-contiguous little-endian copy of ``array``."""
     return np.ascontiguousarray(array, dtype=little_endian(array.dtype))
+
+
+def write_while_computing(pool: Executor | None, write: Callable[[], object],
+                          compute: Callable[[], T], size: int) -> T:
+    """Run ``write()`` (a chunk of ``size`` bytes to a file) and ``compute()`` (a checksum of
+    the same bytes) and return the latter's result; for a chunk of ``PARALLEL`` bytes or more
+    ``compute`` runs in ``pool`` while the chunk is written (zlib, hashlib and file writes
+    release the GIL, so both proceed on a second core).
+
+    Example:
+        >>> import zlib
+        >>> write_while_computing(None, lambda: None, lambda: zlib.crc32(b"abc"), 3)
+        891568578
+    """
+    if pool is None or size < PARALLEL:
+        write()
+        return compute()
+    computed = pool.submit(compute)
+    try:
+        write()
+    finally:
+        result = computed.result()
+    return result

@@ -14,9 +14,9 @@ import io
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO
 
-__all__ = ["DigestingStream"]
+from .chunks import write_while_computing
 
-_PARALLEL = 1 << 20  # chunks at least this large are hashed while they are written
+__all__ = ["DigestingStream"]
 
 
 class DigestingStream(io.BufferedIOBase):
@@ -44,15 +44,8 @@ class DigestingStream(io.BufferedIOBase):
     def write(self, data: Any) -> int:
         """Write all of ``data`` (a bytes-like object) to the underlying stream and hash it."""
         size = memoryview(data).nbytes
-        if size >= _PARALLEL:
-            hashed = self._pool.submit(self._sha.update, data)
-            try:
-                self._raw.write(data)
-            finally:
-                hashed.result()
-        else:
-            self._sha.update(data)
-            self._raw.write(data)
+        write_while_computing(self._pool, lambda: self._raw.write(data),
+                              lambda: self._sha.update(data), size)
         self._size += size
         return size
 

@@ -26,7 +26,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .chunks import array_chunks
+from .chunks import array_chunks, write_while_computing
 from .pt_pickle import state_dict_pickle
 
 __all__ = ["ZipRecordWriter", "write_pt_stream", "ALIGNMENT"]
@@ -34,7 +34,6 @@ __all__ = ["ZipRecordWriter", "write_pt_stream", "ALIGNMENT"]
 ALIGNMENT = 64  # torch.serialization: config.save.storage_alignment
 _LIMIT = 0xFFFFFFFF  # a size or offset at least this needs ZIP64 (as miniz decides)
 _MARK = 0xFFFFFFFF  # what a 32-bit field holds when its value is in the ZIP64 field
-_PARALLEL = 1 << 20  # chunks at least this large are summed while they are written
 _UTF8, _DESCRIPTOR = 0x0800, 0x0008  # general purpose flags: UTF-8 names, data descriptor
 
 
@@ -74,16 +73,9 @@ class ZipRecordWriter:
 
     def _write_summed(self, chunk: bytes | memoryview, crc: int) -> int:
         """Write ``chunk``; return the CRC-32 ``crc`` continued over it (for a large chunk
-        computed in the pool while the chunk is written: zlib and the write release the GIL)."""
-        if self._pool is None or len(chunk) < _PARALLEL:
-            self._write(chunk)
-            return zlib.crc32(chunk, crc)
-        summed = self._pool.submit(zlib.crc32, chunk, crc)
-        try:
-            self._write(chunk)
-        finally:
-            crc = summed.result()
-        return crc
+        computed in the pool while the chunk is written)."""
+        return write_while_computing(self._pool, lambda: self._write(chunk),
+                                     lambda: zlib.crc32(chunk, crc), len(chunk))
 
     def add(self, name: str, chunks: Iterable[bytes | memoryview], size: int) -> None:
         """Write one record of ``size`` bytes, the concatenation of ``chunks``.
