@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from whole_fixtures import NETS, WHOLE, relative_error
+from whole_fixtures import NETS, WHOLE, LRNWithK, relative_error
 
 import bnconvert
 from bnconvert.build import BuildOptions, BuiltNet, build_model
@@ -115,18 +115,6 @@ def test_floor_pooling_is_caught() -> None:
     assert _first_failure(built, "pooling_semantics") == "ave_k4s3p1"
 
 
-class _LRNWithK(nn.Module):
-    """WITHIN_CHANNEL LRN honouring k: x * (k + alpha * avgpool(x^2)) ** -beta (wrong)."""
-
-    def __init__(self, n: int, alpha: float, beta: float, k: float) -> None:
-        super().__init__()
-        self.n, self.alpha, self.beta, self.k = n, alpha, beta, k
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = nn.functional.avg_pool2d(x * x, self.n, 1, (self.n - 1) // 2)
-        return x * (self.k + self.alpha * mean) ** -self.beta
-
-
 def test_lrn_honouring_k_is_caught() -> None:
     built = build_model(load_net(WHOLE / "vgg_style_lrn" / "deploy.prototxt",
                                  WHOLE / "vgg_style_lrn" / "model.caffemodel"))
@@ -135,7 +123,7 @@ def test_lrn_honouring_k_is_caught() -> None:
                  and getattr(x.params, "norm_region", "") == "WITHIN_CHANNEL"]
     p = within.params
     setattr(built.module, within.name,
-            _LRNWithK(p.local_size, p.alpha, p.beta, p.k))  # type: ignore[attr-defined]
+            LRNWithK(p.local_size, p.alpha, p.beta, p.k))  # type: ignore[attr-defined]
     assert p.k == 2.0  # type: ignore[attr-defined]
     assert _first_failure(built, "vgg_style_lrn") == within.tops[0]
 

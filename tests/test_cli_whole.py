@@ -10,7 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from torch import nn
-from whole_fixtures import WHOLE
+from whole_fixtures import WHOLE, LRNWithK
 
 from bnconvert.build import build_model
 from bnconvert.build.verify_whole import compare_blobs
@@ -93,20 +93,10 @@ def test_wrong_semantics_are_named(net: str, layer: str, wrong: nn.Module | None
     assert compare_blobs(built, expected).passed
     if wrong is None:  # the WITHIN_CHANNEL LRN (k: 2) with k honoured
         lrn = getattr(built.module, layer)
-        wrong = _KLRN(lrn.local_size, lrn.alpha, lrn.beta, 2.0)
+        wrong = LRNWithK(lrn.local_size, lrn.alpha, lrn.beta, 2.0)
     setattr(built.module, layer, wrong)
     first = compare_blobs(built, expected).first_failure
     assert first is not None and first.layer == layer
-
-
-class _KLRN(nn.Module):
-    def __init__(self, n: int, alpha: float, beta: float, k: float) -> None:
-        super().__init__()
-        self.n, self.alpha, self.beta, self.k = n, alpha, beta, k
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = nn.functional.avg_pool2d(x * x, self.n, 1, (self.n - 1) // 2)
-        return x * (self.k + self.alpha * mean) ** -self.beta
 
 
 def test_verify_whole_errors(tmp_path: Path) -> None:

@@ -12,7 +12,9 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+import torch
 from google.protobuf import text_format
+from torch import nn
 
 from bnconvert._proto import caffe_pb2
 
@@ -100,3 +102,16 @@ def relative_error(got: np.ndarray, ref: np.ndarray) -> float:
     scale = float(np.max(np.abs(ref[~nan]))) if (~nan).any() else 0.0
     diff = float(np.max(np.abs(got[~nan].astype(np.float64) - ref[~nan]))) if (~nan).any() else 0.0
     return diff / scale if scale else diff
+
+
+class LRNWithK(nn.Module):
+    """WITHIN_CHANNEL LRN honouring k, x * (k + alpha * avgpool(x^2)) ** -beta: what Caffe does
+    not do (it ignores k there), so a net built with it must be caught."""
+
+    def __init__(self, n: int, alpha: float, beta: float, k: float) -> None:
+        super().__init__()
+        self.n, self.alpha, self.beta, self.k = n, alpha, beta, k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = nn.functional.avg_pool2d(x * x, self.n, 1, (self.n - 1) // 2)
+        return x * (self.k + self.alpha * mean) ** -self.beta
